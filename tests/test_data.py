@@ -1,0 +1,709 @@
+"""Tests of scall_env.data: every loader on small files, checksums, downloads and the generator."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import io
+import json
+import os
+import urllib.error
+import zipfile
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scall_env import data
+from scall_env.data import (
+    COLUMNS,
+    DATASETS,
+    MOVIELENS,
+    ChecksumError,
+    DatasetNotFoundError,
+    Interactions,
+    default_cache_dir,
+    default_data_dir,
+    load_interactions,
+    synthetic_interactions,
+)
+
+ROWS = [(3, 20, 4, 978300760), (1, 10, 5, 978300100), (3, 10, 1, 978301000), (2, 30, 3, 978300100)]
+"""(user, item, rating, timestamp), deliberately not in time order."""
+
+
+def movielens_bytes(dataset: str, rows: list[tuple[int, int, int, int]] = ROWS) -> bytes:
+    """Ratings file content in a MovieLens release's format."""
+    sep = {"ml-1m": "::", "ml-100k": "\t"}[dataset]
+    return "".join(sep.join(map(str, row)) + "\n" for row in rows).encode()
+
+
+def trust(monkeypatch: pytest.MonkeyPatch, dataset: str, raw: bytes, zip_raw: bytes = b"") -> None:
+    """Make ``raw`` (and ``zip_raw``) the official content of a MovieLens release."""
+    source = dataclasses.replace(
+        MOVIELENS[dataset],
+        file_md5=hashlib.md5(raw).hexdigest(),
+        zip_md5=hashlib.md5(zip_raw).hexdigest(),
+    )
+    monkeypatch.setitem(MOVIELENS, dataset, source)
+
+
+def zip_bytes(dataset: str, raw: bytes) -> bytes:
+    """An archive laid out like the official zip, holding ``raw`` as the ratings file."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(f"{dataset}/README", "readme")
+        archive.writestr(f"{dataset}/{MOVIELENS[dataset].filename}", raw)
+    return buffer.getvalue()
+
+
+def expected_frame(rows: list[tuple[int, int, int, int]] = ROWS) -> pd.DataFrame:
+    """The frame a loader must return for ``rows``."""
+    users, items, ratings, times = zip(*rows, strict=True)
+    return pd.DataFrame(
+        {
+            "user": np.array(users, dtype=np.int64),
+            "item": np.array(items, dtype=np.int64),
+            "rating": np.array(ratings, dtype=np.float32),
+            "timestamp": np.array(times, dtype=np.int64),
+        }
+    )
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Keep tests off the network and out of the real cache folder; return the cache folder."""
+
+    def no_network(url: str, out: BinaryIO) -> None:
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(data, "_fetch", no_network)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SCALL_CACHE_DIR", str(cache))
+    return cache
+
+
+# --------------------------------------------------------------------------------------------
+# folders and dispatch
+
+
+def test_default_dirs_follow_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SCALL_DATA_DIR", raising=False)
+    assert default_cache_dir() == tmp_path / "cache"
+    assert default_data_dir() == tmp_path / "cache"
+    monkeypatch.setenv("SCALL_DATA_DIR", str(tmp_path / "data"))
+    assert default_data_dir() == tmp_path / "data"
+    monkeypatch.delenv("SCALL_CACHE_DIR")
+    assert default_cache_dir() == Path.home() / ".cache" / "scall"
+
+
+def test_unknown_dataset_lists_all() -> None:
+    with pytest.raises(ValueError, match="unknown dataset 'nope'") as info:
+        load_interactions("nope")
+    assert all(name in str(info.value) for name in DATASETS)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "allowed"),
+    [("ml-1m", "path, download"), ("yelp", "path"), ("synthetic", "n_users"), ("delimited", "sep")],
+)
+def test_unknown_option_names_allowed(dataset: str, allowed: str) -> None:
+    with pytest.raises(TypeError, match="unknown option") as info:
+        load_interactions(dataset, colour="red")
+    assert "colour" in str(info.value)
+    assert allowed in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------
+# MovieLens
+
+
+@pytest.mark.parametrize("dataset", ["ml-1m", "ml-100k"])
+@pytest.mark.parametrize("layout", ["flat", "subfolder", "zip", "zip-in-subfolder"])
+def test_movielens_layouts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dataset: str, layout: str
+) -> None:
+    raw = movielens_bytes(dataset)
+    trust(monkeypatch, dataset, raw)
+    filename = MOVIELENS[dataset].filename
+    target = {
+        "flat": tmp_path / filename,
+        "subfolder": tmp_path / dataset / filename,
+        "zip": tmp_path / f"{dataset}.zip",
+        "zip-in-subfolder": tmp_path / dataset / f"{dataset}.zip",
+    }[layout]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(zip_bytes(dataset, raw) if layout.startswith("zip") else raw)
+
+    loaded = load_interactions(dataset, tmp_path)
+
+    assert isinstance(loaded, Interactions)
+    assert loaded.name == dataset
+    pd.testing.assert_frame_equal(loaded.frame, expected_frame())
+    assert list(loaded.frame.columns) == list(COLUMNS)
+    # the fingerprint depends on content only, not on where or how the file was stored
+    assert loaded.fingerprint == load_interactions(dataset, path=target).fingerprint
+
+
+def test_movielens_data_dir_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    raw = movielens_bytes("ml-1m")
+    trust(monkeypatch, "ml-1m", raw)
+    (tmp_path / "ratings.dat").write_bytes(raw)
+    monkeypatch.setenv("SCALL_DATA_DIR", str(tmp_path))
+    pd.testing.assert_frame_equal(load_interactions("ml-1m").frame, expected_frame())
+
+
+def test_movielens_fingerprint_tracks_content(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fingerprints = []
+    for rows in (ROWS, ROWS[:3]):
+        raw = movielens_bytes("ml-1m", rows)
+        trust(monkeypatch, "ml-1m", raw)
+        (tmp_path / "ratings.dat").write_bytes(raw)
+        fingerprints.append(load_interactions("ml-1m", tmp_path).fingerprint)
+    assert fingerprints[0] != fingerprints[1]
+
+
+@pytest.mark.parametrize("dataset", ["ml-1m", "ml-100k"])
+def test_movielens_checksum_mismatch_names_file(tmp_path: Path, dataset: str) -> None:
+    target = tmp_path / MOVIELENS[dataset].filename
+    raw = movielens_bytes(dataset)
+    target.write_bytes(raw)
+    with pytest.raises(ChecksumError) as info:
+        load_interactions(dataset, tmp_path)
+    message = str(info.value)
+    assert str(target) in message
+    assert MOVIELENS[dataset].file_md5 in message
+    assert hashlib.md5(raw).hexdigest() in message
+
+
+@pytest.mark.parametrize("in_zip", [False, True])
+def test_truncated_ratings_never_half_load(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, in_zip: bool
+) -> None:
+    raw = movielens_bytes("ml-1m")
+    trust(monkeypatch, "ml-1m", raw)
+    truncated = raw[: len(raw) // 2]
+    if in_zip:
+        target = tmp_path / "ml-1m.zip"
+        target.write_bytes(zip_bytes("ml-1m", truncated))
+    else:
+        target = tmp_path / "ratings.dat"
+        target.write_bytes(truncated)
+    with pytest.raises(ValueError, match="md5") as info:
+        load_interactions("ml-1m", tmp_path)
+    assert str(target) in str(info.value)
+
+
+def test_corrupt_zip_names_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    trust(monkeypatch, "ml-1m", movielens_bytes("ml-1m"))
+    target = tmp_path / "ml-1m.zip"
+    target.write_bytes(zip_bytes("ml-1m", movielens_bytes("ml-1m"))[:-40])
+    with pytest.raises(ValueError, match="not a valid zip") as info:
+        load_interactions("ml-1m", tmp_path)
+    assert str(target) in str(info.value)
+
+
+def test_zip_without_ratings(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("ml-1m/movies.dat", "1::Toy Story::Animation\n")
+    (tmp_path / "ml-1m.zip").write_bytes(buffer.getvalue())
+    with pytest.raises(ValueError, match="holds no ratings.dat"):
+        load_interactions("ml-1m", tmp_path)
+
+
+@pytest.mark.parametrize("dataset", ["ml-1m", "ml-100k"])
+def test_download_into_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, offline: Path, dataset: str
+) -> None:
+    raw = movielens_bytes(dataset)
+    archive = zip_bytes(dataset, raw)
+    trust(monkeypatch, dataset, raw, archive)
+    fetched = []
+
+    def fake_fetch(url: str, out: BinaryIO) -> None:
+        fetched.append(url)
+        out.write(archive)
+
+    monkeypatch.setattr(data, "_fetch", fake_fetch)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    loaded = load_interactions(dataset, empty)
+
+    assert fetched == [MOVIELENS[dataset].url]
+    pd.testing.assert_frame_equal(loaded.frame, expected_frame())
+    assert sorted(path.name for path in offline.iterdir()) == [f"{dataset}.zip"]
+    # found in the cache next time: no second download
+    assert load_interactions(dataset, empty).fingerprint == loaded.fingerprint
+    assert len(fetched) == 1
+
+
+def test_download_with_bad_checksum_keeps_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, offline: Path
+) -> None:
+    raw = movielens_bytes("ml-1m")
+    trust(monkeypatch, "ml-1m", raw, b"the real archive")
+    monkeypatch.setattr(data, "_fetch", lambda url, out: out.write(zip_bytes("ml-1m", raw)))
+    with pytest.raises(ChecksumError, match="download of https://files.grouplens.org"):
+        load_interactions("ml-1m", tmp_path / "nowhere")
+    assert list(offline.iterdir()) == []
+
+
+@pytest.mark.parametrize("download", [True, False])
+def test_offline_without_data_says_where_to_put_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, offline: Path, download: bool
+) -> None:
+    monkeypatch.delenv("SCALL_DATA_DIR", raising=False)
+    data_dir = tmp_path / "data"
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_interactions("ml-1m", data_dir, download=download)
+    assert isinstance(info.value, FileNotFoundError)
+    message = str(info.value)
+    for needle in (
+        str(data_dir / "ratings.dat"),
+        str(data_dir / "ml-1m" / "ratings.dat"),
+        str(data_dir / "ml-1m.zip"),
+        str(offline / "ml-1m.zip"),
+        "SCALL_DATA_DIR",
+        MOVIELENS["ml-1m"].url,
+    ):
+        assert needle in message
+    assert ("network disabled" in message) == download
+
+
+def test_missing_explicit_path(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match="no file at path"):
+        load_interactions("ml-100k", path=tmp_path / "u.data")
+
+
+def test_empty_ratings_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    trust(monkeypatch, "ml-100k", b"")
+    (tmp_path / "u.data").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty"):
+        load_interactions("ml-100k", tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# JSON-lines reviews
+
+YELP_RECORDS = [
+    {
+        "review_id": "r1",
+        "user_id": "u-b",
+        "business_id": "0042",
+        "stars": 4.0,
+        "date": "2016-01-02 10:00:00",
+        "text": "line one\nline two",
+    },
+    {
+        "review_id": "r2",
+        "user_id": "u-a",
+        "business_id": "b-1",
+        "stars": 5,
+        "date": "2015-12-31 23:59:59",
+        "text": "",
+    },
+    {
+        "review_id": "r3",
+        "user_id": "u-b",
+        "business_id": "b-1",
+        "stars": 1.0,
+        "date": "2017-06-01 00:00:01",
+        "text": "{}",
+    },
+]
+
+AMAZON_RECORDS = [
+    {
+        "reviewerID": "A1",
+        "asin": "000100039X",
+        "overall": 5.0,
+        "unixReviewTime": 1_100_000_000,
+        "style": {"Format:": " Paperback"},
+    },
+    {"reviewerID": "A2", "asin": "0001000391", "overall": 3.0, "unixReviewTime": 1_000_000_000},
+]
+
+
+def write_lines(path: Path, records: list[dict[str, object]]) -> Path:
+    """Write records as JSON lines (gzip-compressed when the name ends in .gz)."""
+    text = "".join(json.dumps(record) + "\n" for record in records).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(text) if path.suffix == ".gz" else text)
+    return path
+
+
+def test_yelp(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "reviews.json", YELP_RECORDS)
+    loaded = load_interactions("yelp", path=path)
+    frame = loaded.frame
+    assert loaded.name == "yelp"
+    assert frame["user"].tolist() == ["u-b", "u-a", "u-b"]
+    assert frame["item"].tolist() == ["0042", "b-1", "b-1"]
+    assert frame["rating"].dtype == np.float32
+    assert frame["rating"].tolist() == [4.0, 5.0, 1.0]
+    assert frame["timestamp"].dtype == np.int64
+    expected = [pd.Timestamp(record["date"], tz="UTC").timestamp() for record in YELP_RECORDS]
+    assert frame["timestamp"].tolist() == expected
+
+
+def test_yelp_found_in_data_dir_and_blocks_agree(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    write_lines(tmp_path / "yelp" / "yelp_academic_dataset_review.json", YELP_RECORDS * 50)
+    whole = load_interactions("yelp", tmp_path)
+    monkeypatch.setattr(data, "_JSON_BLOCK_BYTES", 100)
+    blocks = load_interactions("yelp", tmp_path)
+    pd.testing.assert_frame_equal(whole.frame, blocks.frame)
+    assert len(whole.frame) == 150
+    assert whole.fingerprint == blocks.fingerprint
+
+
+@pytest.mark.parametrize("name", ["Books_5.json", "amazon-book/reviews_Books_5.json.gz"])
+def test_amazon_book(tmp_path: Path, name: str) -> None:
+    write_lines(tmp_path / name, AMAZON_RECORDS)
+    frame = load_interactions("amazon-book", tmp_path).frame
+    assert frame["user"].tolist() == ["A1", "A2"]
+    assert frame["item"].tolist() == ["000100039X", "0001000391"]  # leading zeros kept
+    assert frame["timestamp"].tolist() == [1_100_000_000, 1_000_000_000]
+    assert frame["timestamp"].dtype == np.int64
+
+
+def test_json_fingerprint_tracks_content(tmp_path: Path) -> None:
+    one = load_interactions("amazon-book", path=write_lines(tmp_path / "a.json", AMAZON_RECORDS))
+    two = load_interactions("amazon-book", path=write_lines(tmp_path / "b.json", AMAZON_RECORDS))
+    three = load_interactions(
+        "amazon-book", path=write_lines(tmp_path / "c.json", AMAZON_RECORDS[:1])
+    )
+    assert one.fingerprint == two.fingerprint != three.fingerprint
+
+
+def test_json_not_found_lists_places(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match="path=") as info:
+        load_interactions("yelp", tmp_path)
+    assert str(tmp_path / "yelp_academic_dataset_review.json") in str(info.value)
+
+
+def test_json_missing_field_lists_fields(tmp_path: Path) -> None:
+    records = [{key: value for key, value in AMAZON_RECORDS[1].items() if key != "asin"}]
+    path = write_lines(tmp_path / "a.json", records)
+    with pytest.raises(ValueError, match="lack field.* asin") as info:
+        load_interactions("amazon-book", path=path)
+    assert "reviewerID" in str(info.value)
+
+
+def test_json_non_numeric_time(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "a.json", [{**AMAZON_RECORDS[1], "unixReviewTime": "soon"}])
+    with pytest.raises(ValueError, match="non-numeric timestamp 'soon'") as info:
+        load_interactions("amazon-book", path=path)
+    assert "unixReviewTime" in str(info.value)
+
+
+def test_yelp_bad_date(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "y.json", [*YELP_RECORDS, {**YELP_RECORDS[0], "date": "later"}])
+    with pytest.raises(ValueError, match="unparsable date 'later' in data row 3"):
+        load_interactions("yelp", path=path)
+
+
+def test_json_missing_value(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "a.json", [AMAZON_RECORDS[0], {**AMAZON_RECORDS[1], "asin": None}]
+    )
+    with pytest.raises(ValueError, match="missing value"):
+        load_interactions("amazon-book", path=path)
+
+
+def test_json_invalid(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"reviewerID": "A1", "asin"\n')
+    with pytest.raises(ValueError, match="not valid JSON lines") as info:
+        load_interactions("amazon-book", path=path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n"])
+def test_json_empty(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "empty.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="empty"):
+        load_interactions("yelp", path=path)
+
+
+# --------------------------------------------------------------------------------------------
+# delimited files
+
+
+def test_delimited_with_header(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("ts,who,what,score,extra\n30,b,x,2.5,q\n10,a,y,4,r\n")
+    loaded = load_interactions(
+        "delimited", path=path, user_col="who", item_col="what", time_col="ts", rating_col="score"
+    )
+    frame = loaded.frame
+    assert loaded.name == "delimited"
+    assert frame["user"].tolist() == ["b", "a"]
+    assert frame["item"].tolist() == ["x", "y"]
+    assert frame["rating"].tolist() == [2.5, 4.0]
+    assert frame["timestamp"].tolist() == [30, 10]
+    assert frame.dtypes.to_dict() == {
+        "user": frame["user"].dtype,
+        "item": frame["item"].dtype,
+        "rating": np.float32,
+        "timestamp": np.int64,
+    }
+
+
+def test_delimited_defaults_and_implicit_ratings(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("user,item,timestamp\n1,7,100\n2,7,101.9\n")
+    frame = load_interactions("delimited", path=path).frame
+    pd.testing.assert_frame_equal(
+        frame, expected_frame([(1, 7, 1, 100), (2, 7, 1, 101)]), check_exact=True
+    )
+
+
+@pytest.mark.parametrize("sep", ["\t", "::", ";"])
+def test_delimited_without_header(tmp_path: Path, sep: str) -> None:
+    path = tmp_path / "log.txt"
+    path.write_text("".join(sep.join(map(str, row)) + "\n" for row in ROWS))
+    frame = load_interactions(
+        "delimited", path=path, sep=sep, header=False, rating_col=2, time_col=3
+    ).frame
+    pd.testing.assert_frame_equal(frame, expected_frame())
+
+
+def test_delimited_fingerprint_tracks_options(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("a,b,c\n1,2,3\n2,1,4\n")
+    one = load_interactions("delimited", path=path, user_col="a", item_col="b", time_col="c")
+    two = load_interactions("delimited", path=path, user_col="b", item_col="a", time_col="c")
+    assert one.fingerprint != two.fingerprint
+    assert (
+        one.fingerprint
+        == load_interactions(
+            "delimited", path=path, user_col="a", item_col="b", time_col="c"
+        ).fingerprint
+    )
+
+
+def test_delimited_bad_columns_lists_columns(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("uid,iid,time\n1,2,3\n")
+    with pytest.raises(ValueError, match="user_col='user', item_col='item'") as info:
+        load_interactions("delimited", path=path, time_col="time")
+    assert "['uid', 'iid', 'time']" in str(info.value)
+
+
+def test_delimited_non_numeric_time(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("user,item,timestamp\n1,2,3\n1,3,2020-01-01\n")
+    with pytest.raises(ValueError, match="non-numeric timestamp '2020-01-01' in data row 1"):
+        load_interactions("delimited", path=path)
+
+
+def test_delimited_non_numeric_rating(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("user,item,timestamp,rating\n1,2,3,good\n")
+    with pytest.raises(ValueError, match="non-numeric rating 'good'"):
+        load_interactions("delimited", path=path, rating_col="rating")
+
+
+@pytest.mark.parametrize("content", ["", "user,item,timestamp\n"])
+def test_delimited_empty(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match="empty"):
+        load_interactions("delimited", path=path)
+
+
+def test_delimited_ragged_rows_name_file(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("user,item,timestamp\n1,2,3\n1,2,3,4,5\n")
+    with pytest.raises(ValueError, match="cannot be parsed with sep=','") as info:
+        load_interactions("delimited", path=path)
+    assert str(path) in str(info.value)
+
+
+def test_delimited_needs_path() -> None:
+    with pytest.raises(ValueError, match="needs path="):
+        load_interactions("delimited")
+
+
+# --------------------------------------------------------------------------------------------
+# synthetic streams
+
+
+def k_core(frame: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Iteratively drop users and items with fewer than ``k`` interactions."""
+    while True:
+        users = frame["user"].map(frame["user"].value_counts())
+        items = frame["item"].map(frame["item"].value_counts())
+        keep = (users >= k) & (items >= k)
+        if keep.all():
+            return frame
+        frame = frame[keep]
+
+
+def test_synthetic_is_deterministic() -> None:
+    one, two = synthetic_interactions(seed=3), synthetic_interactions(seed=3)
+    pd.testing.assert_frame_equal(one.frame, two.frame)
+    assert one.fingerprint == two.fingerprint
+    other = synthetic_interactions(seed=4)
+    assert not one.frame.equals(other.frame)
+    assert one.fingerprint != other.fingerprint
+    assert one.fingerprint != synthetic_interactions(seed=3, drift=0.0).fingerprint
+
+
+def test_synthetic_through_load_interactions() -> None:
+    direct = synthetic_interactions(n_users=50, n_items=40, n_interactions=500, seed=1)
+    loaded = load_interactions("synthetic", n_users=50, n_items=40, n_interactions=500, seed=1)
+    pd.testing.assert_frame_equal(direct.frame, loaded.frame)
+    assert loaded.name == "synthetic"
+    assert loaded.fingerprint == direct.fingerprint
+
+
+def test_synthetic_defaults_are_a_usable_stream() -> None:
+    frame = synthetic_interactions().frame
+    assert len(frame) == 60_000
+    assert frame.dtypes.to_dict() == {
+        "user": np.int64,
+        "item": np.int64,
+        "rating": np.float32,
+        "timestamp": np.int64,
+    }
+    assert not frame.duplicated(["user", "item"]).any()
+    assert (np.diff(frame["timestamp"].to_numpy()) > 0).all()
+    core = k_core(frame, 10)
+    assert core["user"].nunique() > 0.8 * frame["user"].nunique()
+    assert core["item"].nunique() > 0.8 * frame["item"].nunique()
+    assert len(core) > 0.9 * len(frame)
+
+
+def test_synthetic_entities_keep_arriving() -> None:
+    frame = synthetic_interactions().frame
+    for column in ("user", "item"):
+        ids = frame[column].to_numpy()
+        for start, stop in ((0.5, 0.75), (0.75, 1.0)):
+            before = set(ids[: int(start * len(ids))])
+            window = set(ids[int(start * len(ids)) : int(stop * len(ids))])
+            assert len(window - before) >= 10, (column, start)
+
+
+def test_synthetic_drift_favours_new_items() -> None:
+    def late_item_rank(drift: float) -> float:
+        frame = synthetic_interactions(drift=drift, seed=5).frame
+        return float(frame["item"].iloc[-len(frame) // 4 :].mean())
+
+    assert late_item_rank(5.0) > late_item_rank(0.0) + 50
+
+
+@pytest.mark.parametrize("size", [1, 1_000, 100_000])
+def test_synthetic_size_scales(size: int) -> None:
+    frame = synthetic_interactions(
+        n_users=max(50, size // 30), n_items=max(50, size // 60), n_interactions=size
+    ).frame
+    assert len(frame) == size
+    assert not frame.duplicated(["user", "item"]).any()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_users=st.integers(1, 60),
+    n_items=st.integers(1, 60),
+    fill=st.floats(0.01, 0.3),
+    user_exponent=st.floats(0, 1.5),
+    item_exponent=st.floats(0, 1.5),
+    drift=st.floats(0, 5),
+    seed=st.integers(0, 2**32),
+)
+def test_synthetic_invariants(
+    n_users: int,
+    n_items: int,
+    fill: float,
+    user_exponent: float,
+    item_exponent: float,
+    drift: float,
+    seed: int,
+) -> None:
+    """Rows, uniqueness, order and id ranges hold over realistic parameter ranges.
+
+    (Extreme skew together with high density can make distinct pairs unreachable; that case
+    fails with a clear error, tested separately.)
+    """
+    n_interactions = max(1, int(fill * n_users * n_items))
+    frame = synthetic_interactions(
+        n_users=n_users,
+        n_items=n_items,
+        n_interactions=n_interactions,
+        user_exponent=user_exponent,
+        item_exponent=item_exponent,
+        drift=drift,
+        seed=seed,
+    ).frame
+    assert len(frame) == n_interactions
+    assert not frame.duplicated(["user", "item"]).any()
+    assert (np.diff(frame["timestamp"].to_numpy()) > 0).all()
+    assert frame["user"].between(0, n_users - 1).all()
+    assert frame["item"].between(0, n_items - 1).all()
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"n_interactions": 0}, "n_interactions must be a positive integer"),
+        ({"n_users": 2.5}, "n_users must be a positive integer"),
+        ({"drift": -1.0}, "drift must be finite"),
+        ({"initial_items": 0.0}, r"initial_items must be in \(0, 1\]"),
+        ({"seed": None}, "seed must be a non-negative integer"),
+        ({"n_users": 3, "n_items": 3, "n_interactions": 10}, "exceeds the 9 distinct"),
+    ],
+)
+def test_synthetic_rejects_bad_parameters(options: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        synthetic_interactions(**options)  # type: ignore[arg-type]
+
+
+def test_synthetic_too_dense_fails_clearly() -> None:
+    with pytest.raises(ValueError, match="could not draw"):
+        synthetic_interactions(n_users=20, n_items=20, n_interactions=400, user_exponent=3.0)
+
+
+# --------------------------------------------------------------------------------------------
+# real MovieLens files (set SCALL_DATA_DIR, e.g. to /work/shared/data)
+
+
+def real_data_dir(relative: str) -> Path:
+    """The folder named by SCALL_DATA_DIR, or skip when it lacks ``relative``."""
+    root = os.environ.get("SCALL_DATA_DIR")
+    if not root:
+        pytest.skip("SCALL_DATA_DIR is not set")
+    if not (Path(root) / relative).is_file():
+        pytest.skip(f"{Path(root) / relative} is absent")
+    return Path(root)
+
+
+@pytest.mark.realdata
+def test_real_ml_1m() -> None:
+    loaded = load_interactions("ml-1m", real_data_dir("ml-1m/ratings.dat"), download=False)
+    frame = loaded.frame
+    assert len(frame) == 1_000_209
+    assert frame["user"].nunique() == 6_040
+    assert frame["item"].nunique() == 3_706
+    assert frame.iloc[0].tolist() == [1, 1193, 5.0, 978300760]
+    assert set(frame["rating"].unique()) == {1.0, 2.0, 3.0, 4.0, 5.0}
+
+
+@pytest.mark.realdata
+def test_real_ml_100k() -> None:
+    frame = load_interactions("ml-100k", real_data_dir("ml-100k/u.data"), download=False).frame
+    assert len(frame) == 100_000
+    assert frame["user"].nunique() == 943
+    assert frame["item"].nunique() == 1_682
