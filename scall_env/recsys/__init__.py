@@ -1,0 +1,73 @@
+"""Base recommender of the environment: masked embeddings, LightGCN/MF, BPR training, metrics."""
+
+from scall_env.recsys.device import resolve_device
+from scall_env.recsys.embeddings import (
+    BYTES_PER_PARAM,
+    MaskedEmbedding,
+    prefix_mask,
+    validate_sizes,
+)
+from scall_env.recsys.metrics import DEFAULT_KS, FITNESS_K, Evaluator, evaluate
+from scall_env.recsys.models import (
+    MF,
+    MODELS,
+    LightGCN,
+    Recommender,
+    make_model,
+    register_model,
+)
+from scall_env.recsys.propagation import (
+    BLOCK_EDGES,
+    DEFAULT_COLUMN_CHUNK,
+    LightGCNPropagation,
+    PropagationPlan,
+    normalized_adjacency,
+    segment_adjacency,
+)
+from scall_env.recsys.sampler import BPRBatch, BPRSampler
+from scall_env.recsys.sparse import canonical_csr, to_torch_csr, torch_csr
+from scall_env.recsys.training import (
+    BPRMargins,
+    ConvergenceResult,
+    TrainConfig,
+    Trainer,
+    bpr_loss,
+    train_batches,
+    train_to_convergence,
+)
+
+__all__ = [
+    "BLOCK_EDGES",
+    "BPRBatch",
+    "BPRMargins",
+    "BPRSampler",
+    "BYTES_PER_PARAM",
+    "ConvergenceResult",
+    "DEFAULT_COLUMN_CHUNK",
+    "DEFAULT_KS",
+    "Evaluator",
+    "FITNESS_K",
+    "LightGCN",
+    "LightGCNPropagation",
+    "MF",
+    "MODELS",
+    "MaskedEmbedding",
+    "PropagationPlan",
+    "Recommender",
+    "TrainConfig",
+    "Trainer",
+    "bpr_loss",
+    "canonical_csr",
+    "evaluate",
+    "make_model",
+    "normalized_adjacency",
+    "prefix_mask",
+    "register_model",
+    "resolve_device",
+    "segment_adjacency",
+    "to_torch_csr",
+    "torch_csr",
+    "train_batches",
+    "train_to_convergence",
+    "validate_sizes",
+]
