@@ -1,0 +1,268 @@
+"""The Gymnasium environment: spaces, protocol, determinism, errors, checkers, SB3."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3 import A2C, DDPG, PPO, SAC, TD3
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import scall_env
+from scall_env.env import ScallEnv, pooled_frequencies
+from scall_env.sizing import FrequencySizer
+
+TINY: dict[str, Any] = {
+    "dataset": "synthetic",
+    "dataset_options": {"n_users": 400, "n_items": 250, "n_interactions": 12_000},
+    "base_model": "mf",
+    "n_segments": 4,
+    "budget": 8,
+    "d_max": 16,
+    "n_groups": 8,
+    "search_steps": 2,
+    "trial_batches": 5,
+    "batch_size": 128,
+    "max_chunks": 3,
+    "device": "cpu",
+}
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> ScallEnv:
+    return ScallEnv(**TINY, cache_dir=tmp_path)
+
+
+def run_episode(env: ScallEnv, seed: int) -> tuple[list[np.ndarray], list[float], list[dict]]:
+    obs, _ = env.reset(seed=seed)
+    observations, rewards, infos = [obs], [], []
+    terminated = False
+    action_rng = np.random.default_rng(0)
+    while not terminated:
+        action = action_rng.uniform(-1, 1, size=3).astype(np.float32)
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert not truncated
+        observations.append(obs)
+        rewards.append(reward)
+        infos.append(info)
+    return observations, rewards, infos
+
+
+def test_pooled_frequencies() -> None:
+    pooled = pooled_frequencies(np.array([5, 1, 3, 1]), 2)
+    np.testing.assert_allclose(pooled, [(1.0 + 0.5) / 2, 0.0])
+    few = pooled_frequencies(np.array([3, 1]), 4)  # fewer entities than groups
+    np.testing.assert_allclose(few, [1, 1, 0, 0])
+    assert pooled_frequencies(np.full(7, 4), 3).tolist() == [0, 0, 0]
+    big = pooled_frequencies(np.random.default_rng(0).integers(0, 50, 10_000), 256)
+    assert big.shape == (256,) and np.all(np.diff(big) <= 0) and big[0] <= 1 and big[-1] >= 0
+
+
+def test_episode_protocol(tiny: ScallEnv) -> None:
+    observations, rewards, infos = run_episode(tiny, seed=0)
+    n_segments = len(tiny.stream)
+    assert len(rewards) == tiny.search_steps * (n_segments - 1)
+    assert all(o.shape == tiny.observation_space.shape for o in observations)
+    assert all(tiny.observation_space.contains(o) for o in observations)
+    commits = [info["commit"] for info in infos if "commit" in info]
+    assert [c["segment"] for c in commits] == list(range(1, n_segments))
+    assert [c["segment"] for c in tiny.committed] == list(range(n_segments))
+    for info in infos:
+        assert info["params_used"] <= info["budget_params"]
+        for key in ("segment", "fitness", "recall@20", "ndcg@20", "user_size_max", "item_size_min"):
+            assert key in info
+        assert 1 <= info["user_size_min"] <= info["user_size_mean"] <= info["user_size_max"] <= 16
+    for commit in commits:
+        assert commit["params_used"] <= commit["budget_params"]
+        assert {"recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20"} <= set(commit)
+    with pytest.raises(RuntimeError, match="episode has terminated"):
+        tiny.step(np.zeros(3, np.float32))
+
+
+def test_same_seed_same_run_and_different_seeds_differ(tmp_path: Path) -> None:
+    a = run_episode(ScallEnv(**TINY, cache_dir=tmp_path / "a"), seed=3)
+    b = run_episode(ScallEnv(**TINY, cache_dir=tmp_path / "b"), seed=3)
+    c = run_episode(ScallEnv(**TINY, cache_dir=tmp_path / "c"), seed=4)
+    assert a[1] == b[1]
+    assert all(np.array_equal(x, y) for x, y in zip(a[0], b[0], strict=True))
+    assert a[1] != c[1]
+
+
+def test_reset_reuses_segment0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = ScallEnv(**TINY, cache_dir=tmp_path)
+    first, _ = env.reset(seed=5)
+    assert len(list((tmp_path / "segment0").glob("*.pt"))) == 1
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("segment 0 was retrained")
+
+    monkeypatch.setattr("scall_env.env.train_to_convergence", fail)
+    again, _ = env.reset(seed=5)  # memory cache
+    fresh, _ = ScallEnv(**TINY, cache_dir=tmp_path).reset(seed=5)  # disk cache
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first, fresh)
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        (np.zeros(2), r"shape \(3,\)"),
+        (np.array([0.0, np.nan, 0.0]), "must be finite"),
+        (np.array([0.0, 1.5, 0.0]), r"must lie in \[-1, 1\]"),
+    ],
+)
+def test_bad_action(tiny: ScallEnv, action: np.ndarray, message: str) -> None:
+    tiny.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        tiny.step(action)
+
+
+def test_action_mapping_is_affine_and_inside_open_interval(tiny: ScallEnv) -> None:
+    decision = tiny.to_decision(np.array([-1.0, 0.0, 1.0]))
+    assert (
+        0 < decision[0] < 1e-5 and decision[1] == pytest.approx(0.5) and 1 - 1e-5 < decision[2] < 1
+    )
+
+
+def test_step_before_reset(tiny: ScallEnv) -> None:
+    with pytest.raises(RuntimeError, match="call reset"):
+        tiny.step(np.zeros(3, np.float32))
+
+
+def test_budget_too_small_is_reported_before_training(tmp_path: Path) -> None:
+    env = ScallEnv(**{**TINY, "budget_type": "B", "budget": 0.001}, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"allows 250 parameters on segment 0, but its \d+ users"):
+        env.reset(seed=0)
+    assert not (tmp_path / "segment0").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"budget_type": "mb"}, "budget_type must be one of"),
+        ({"budget": -1}, "budget must be a finite number > 0"),
+        ({"base_model": "bert"}, "unknown base_model 'bert'"),
+        ({"search_steps": 0}, "search_steps must be an integer >= 1"),
+        ({"reward_bounds": (1.2, 0.9)}, "reward_bounds must be finite"),
+        ({"min_size": 32}, r"min_size \(32\) must not exceed d_max \(16\)"),
+        ({"distribution": "zipf"}, "zipf"),
+        ({"n_segments": 0}, "n_segments must be an integer >= 1"),
+    ],
+)
+def test_bad_arguments(kwargs: dict[str, Any], message: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=message):
+        ScallEnv(**{**TINY, **kwargs}, cache_dir=tmp_path)
+
+
+def test_commit_policy_and_explicit_advance(tmp_path: Path) -> None:
+    seen: list[np.ndarray] = []
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        seen.append(obs)
+        return np.array([0.5, -0.5, 0.0], np.float32)
+
+    env = ScallEnv(**TINY, cache_dir=tmp_path, commit_policy=policy)
+    env.reset(seed=0)
+    for _ in range(env.search_steps):
+        _, _, _, _, info = env.step(np.zeros(3, np.float32))
+    assert info["commit"]["action"] == [0.5, -0.5, 0.0]
+    assert len(seen) == 1 and seen[0].shape == env.observation_space.shape
+    record = env.advance(np.array([0.0, 0.0, 0.0]))
+    assert record["segment"] == 2 and env.segment_index == 2 and env.committed[-1] == record
+
+
+def test_default_commit_is_best_trial(tmp_path: Path) -> None:
+    env = ScallEnv(**{**TINY, "search_steps": 3}, cache_dir=tmp_path)
+    env.reset(seed=1)
+    actions = [np.array([x, 0.0, 0.0], np.float32) for x in (-0.5, 0.0, 0.5)]
+    rewards = []
+    for action in actions:
+        _, reward, _, _, info = env.step(action)
+        rewards.append(reward)
+    assert info["commit"]["action"] == pytest.approx(actions[int(np.argmax(rewards))].tolist())
+
+
+def test_pluggable_sizer(tmp_path: Path) -> None:
+    env = ScallEnv(**TINY, sizer=FrequencySizer(beta=0.5), cache_dir=tmp_path)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.zeros(3, np.float32))
+    assert info["params_used"] <= info["budget_params"]
+    assert info["user_size_max"] > info["user_size_min"]
+
+
+def test_registered_ids() -> None:
+    for env_id in ("Scall-ML1M-v0", "Scall-ML1M-MF-v0", "Scall-ML100K-v0", "Scall-Synthetic-v0"):
+        assert env_id in gym.registry
+    assert scall_env.ENV_KWARGS["Scall-ML1M-MF-v0"]["base_model"] == "mf"
+    spec = gym.spec("Scall-ML1M-v0")
+    assert spec.kwargs == {"dataset": "ml-1m"}  # every other setting: the paper's defaults
+    env = gym.make("Scall-ML1M-v0").unwrapped
+    assert (env.base_model, env.budget_type, env.budget, env.d_max, env.search_steps) == (
+        "lightgcn", "c", 32, 256, 11,
+    )  # fmt: skip
+    assert env.stream_config.n_segments == 10 and env.stream_config.k_core == 10
+
+
+SHRINK: dict[str, Any] = {
+    "d_max": 8,
+    "n_groups": 8,
+    "search_steps": 1,
+    "trial_batches": 2,
+    "batch_size": 64,
+    "max_chunks": 1,
+    "device": "cpu",
+}
+DATA_DIR = os.environ.get("SCALL_DATA_DIR")
+
+
+def _checkable_ids() -> list[Any]:
+    ids = [pytest.param("Scall-Synthetic-v0", {})]
+    for env_id, folder in (
+        ("Scall-ML1M-v0", "ml-1m"),
+        ("Scall-ML1M-MF-v0", "ml-1m"),
+        ("Scall-ML100K-v0", "ml-100k"),
+    ):
+        ids.append(
+            pytest.param(
+                env_id,
+                {**SHRINK, "data_dir": DATA_DIR},
+                marks=[
+                    pytest.mark.realdata,
+                    pytest.mark.skipif(
+                        not DATA_DIR or not (Path(DATA_DIR) / folder).exists(),
+                        reason=f"{folder} not under $SCALL_DATA_DIR",
+                    ),
+                ],
+            )
+        )
+    return ids
+
+
+@pytest.mark.parametrize(("env_id", "kwargs"), _checkable_ids())
+def test_checkers_pass_without_warnings(env_id: str, kwargs: dict, tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gym_check_env(gym.make(env_id, cache_dir=tmp_path, **kwargs).unwrapped)
+        sb3_check_env(gym.make(env_id, cache_dir=tmp_path, **kwargs).unwrapped, warn=True)
+
+
+@pytest.mark.parametrize("algo", [SAC, TD3, DDPG, PPO, A2C])
+def test_sb3_algorithms_learn(algo: type, tmp_path: Path) -> None:
+    env = gym.make("Scall-Synthetic-v0", cache_dir=tmp_path, **{**SHRINK, "search_steps": 2})
+    extra: dict[str, Any] = {}
+    if algo is PPO:
+        extra = {"n_steps": 8, "batch_size": 4, "n_epochs": 1}
+    elif algo is A2C:
+        extra = {"n_steps": 4}
+    else:
+        extra = {"learning_starts": 2, "batch_size": 4}
+    model = algo("MlpPolicy", env, seed=0, device="cpu", **extra)
+    model.learn(total_timesteps=10)
+    action, _ = model.predict(env.observation_space.sample(), deterministic=True)
+    assert env.action_space.contains(action)
