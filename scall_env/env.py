@@ -150,7 +150,9 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
     * ``commit_policy``: optional callable observation -> action used when committing.
 
     Seeding: ``reset(seed=s)`` seeds every trial and the segment-0 training; the same seed gives
-    the same observations and rewards on CPU.
+    the same observations and rewards on CPU. A reset without a seed (e.g. a vectorised env's
+    automatic reset) starts from the same segment-0 model as the previous episode, while its
+    trials draw new seeds.
 
     ## Version History
     * v0: initial version.
@@ -253,6 +255,7 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
         self._stream: Stream | None = None
         self._evaluators: dict[int, Evaluator] = {}
         self._segment0_cache: dict[int, tuple[dict[str, torch.Tensor], dict[str, Any]]] = {}
+        self._segment0_seed: int | None = None
         self.committed: list[dict[str, Any]] = []
         self._reset_state()
 
@@ -264,6 +267,7 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
         self._reference = float("nan")
         self._last_reward = 0.0
         self._last_sizes: SizeAssignment | None = None
+        self._committed_sizes: SizeAssignment | None = None
         self._trial_log: list[tuple[float, np.ndarray]] = []
 
     @property
@@ -279,6 +283,11 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
                 **self.dataset_options,
             )
         return self._stream
+
+    @property
+    def committed_sizes(self) -> SizeAssignment | None:
+        """Sizes of the last committed segment (``None`` before :meth:`reset`)."""
+        return self._committed_sizes
 
     @property
     def segment_index(self) -> int:
@@ -410,7 +419,7 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
             state, record = self._converge_segment0(segment, seed, path)
         self._segment0_cache[seed] = (state, record)
         self._model.load_state_dict(state)
-        self._last_sizes = sizes
+        self._last_sizes = self._committed_sizes = sizes
         return record
 
     def _converge_segment0(
@@ -463,7 +472,9 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         self.check_budget()
         self._reset_state()
-        record = self._train_segment0(self._next_seed())
+        if seed is not None or self._segment0_seed is None:
+            self._segment0_seed = self._next_seed()
+        record = self._train_segment0(self._segment0_seed)
         self._reference = record["reference_fitness"]
         self.committed = [record]
         return self._observation(self.stream.segment(0)), {"commit": dict(record)}
@@ -555,7 +566,7 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
         self._reference = record["reference_fitness"]
         self._trial = 0
         self._last_reward = 0.0
-        self._last_sizes = sizes
+        self._last_sizes = self._committed_sizes = sizes
         self._trial_log = []
         return dict(record)
 

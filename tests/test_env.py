@@ -104,6 +104,7 @@ def test_reset_reuses_segment0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr("scall_env.env.train_to_convergence", fail)
     again, _ = env.reset(seed=5)  # memory cache
+    env.reset()  # an unseeded reset (vectorised auto-reset) keeps the segment-0 model
     fresh, _ = ScallEnv(**TINY, cache_dir=tmp_path).reset(seed=5)  # disk cache
     np.testing.assert_array_equal(first, again)
     np.testing.assert_array_equal(first, fresh)

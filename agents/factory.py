@@ -1,0 +1,175 @@
+"""One way to build, load and configure every agent: SCALL's SAC, SB3 algorithms, baselines.
+
+Hyper-parameters live in YAML, one file per algorithm (``configs/algos/<algo>.yaml``), with one
+section per environment id and a ``default`` section, as in RL Baselines3 Zoo.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import yaml
+from stable_baselines3 import A2C, DDPG, PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+
+from agents.baselines import BASELINES, Baseline
+from agents.scall import ScallSAC
+from scall_env.sizing import Sizer
+
+SB3_ALGOS: dict[str, type[BaseAlgorithm]] = {
+    "scall": ScallSAC,
+    "sac": SAC,
+    "td3": TD3,
+    "ddpg": DDPG,
+    "ppo": PPO,
+    "a2c": A2C,
+}
+"""Learning agents by name."""
+ALGOS: tuple[str, ...] = (*SB3_ALGOS, *BASELINES)
+"""Every agent name the harness accepts."""
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "algos"
+"""Default folder of the per-algorithm hyper-parameter files."""
+
+ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "elu": torch.nn.ELU}
+NOISES = {"normal": NormalActionNoise, "ornstein-uhlenbeck": OrnsteinUhlenbeckActionNoise}
+
+Agent = BaseAlgorithm | Baseline
+
+
+def check_algo(algo: str) -> None:
+    """Raise ``ValueError`` naming the known agents when ``algo`` is unknown."""
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algo {algo!r}; choose from {', '.join(ALGOS)}")
+
+
+def load_hyperparams(
+    algo: str, env_id: str, config: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """Hyper-parameters of ``algo`` for ``env_id``: the ``default`` section updated by the env's.
+
+    Args:
+        algo: Agent name (see :data:`ALGOS`).
+        env_id: Environment id (its section overrides ``default``).
+        config: A YAML file to read instead of ``configs/algos/<algo>.yaml``.
+
+    Raises:
+        ValueError: Unknown algo, or a file that is not a mapping of sections.
+        FileNotFoundError: The file does not exist.
+    """
+    check_algo(algo)
+    path = Path(config) if config is not None else CONFIG_DIR / f"{algo}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"hyper-parameter file {path} does not exist")
+    sections = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(sections, dict) or not all(
+        isinstance(v, dict) for v in sections.values() if v is not None
+    ):
+        raise ValueError(f"{path} must map section names (env ids or 'default') to mappings")
+    return {**(sections.get("default") or {}), **(sections.get(env_id) or {})}
+
+
+def env_overrides(algo: str, hyperparams: dict[str, Any]) -> dict[str, Sizer]:
+    """Environment keyword arguments an agent needs (a baseline's sizer), else ``{}``."""
+    check_algo(algo)
+    if algo in BASELINES:
+        sizer = BASELINES[algo].sizer(**hyperparams)
+        if sizer is not None:
+            return {"sizer": sizer}
+    return {}
+
+
+def _sb3_kwargs(hyperparams: dict[str, Any], env: gym.Env) -> dict[str, Any]:
+    kwargs = dict(hyperparams)
+    policy_kwargs = dict(kwargs.pop("policy_kwargs", None) or {})
+    if isinstance(policy_kwargs.get("activation_fn"), str):
+        name = policy_kwargs["activation_fn"].lower()
+        if name not in ACTIVATIONS:
+            raise ValueError(f"unknown activation_fn {name!r}; choose from {sorted(ACTIVATIONS)}")
+        policy_kwargs["activation_fn"] = ACTIVATIONS[name]
+    if policy_kwargs:
+        kwargs["policy_kwargs"] = policy_kwargs
+    noise = kwargs.pop("action_noise", None)
+    if noise is not None:
+        noise = dict(noise)
+        kind = noise.pop("type", "normal")
+        if kind not in NOISES:
+            raise ValueError(f"unknown action_noise type {kind!r}; choose from {sorted(NOISES)}")
+        n_actions = int(np.prod(env.action_space.shape))
+        sigma = float(noise.pop("sigma", 0.1))
+        kwargs["action_noise"] = NOISES[kind](
+            mean=np.zeros(n_actions), sigma=sigma * np.ones(n_actions), **noise
+        )
+    return kwargs
+
+
+def make_agent(
+    algo: str,
+    env: gym.Env,
+    hyperparams: dict[str, Any] | None = None,
+    *,
+    seed: int | None = None,
+    device: str = "auto",
+    tensorboard_log: str | os.PathLike | None = None,
+) -> Agent:
+    """Build an agent for ``env``.
+
+    Args:
+        algo: Agent name (see :data:`ALGOS`).
+        env: The environment (for baselines with a sizer, built with :func:`env_overrides`).
+        hyperparams: Constructor arguments (as from :func:`load_hyperparams`); ``policy`` defaults
+            to ``"MlpPolicy"`` (``"ScallSACPolicy"`` for ``scall``).
+        seed: Seed of the agent.
+        device: Torch device of the networks (``"auto"``: CUDA when available).
+        tensorboard_log: Folder for SB3's TensorBoard logs.
+
+    Raises:
+        ValueError: Unknown algo, or a hyper-parameter the agent does not accept.
+    """
+    check_algo(algo)
+    hyperparams = dict(hyperparams or {})
+    if algo in BASELINES:
+        try:
+            return BASELINES[algo](env=env, seed=seed, **hyperparams)
+        except TypeError as exc:
+            raise ValueError(f"bad hyper-parameters for {algo}: {exc}") from exc
+    cls = SB3_ALGOS[algo]
+    kwargs = _sb3_kwargs(hyperparams, env)
+    policy = kwargs.pop("policy", "ScallSACPolicy" if algo == "scall" else "MlpPolicy")
+    try:
+        return cls(
+            policy,
+            env,
+            seed=seed,
+            device=device,
+            tensorboard_log=None if tensorboard_log is None else os.fspath(tensorboard_log),
+            verbose=0,
+            **kwargs,
+        )
+    except TypeError as exc:
+        raise ValueError(f"bad hyper-parameters for {algo}: {exc}") from exc
+
+
+def load_agent(algo: str, path: str | os.PathLike, env: gym.Env | None = None) -> Agent:
+    """Load an agent saved by ``agent.save(path)``.
+
+    Args:
+        algo: Agent name used when it was built.
+        path: The saved file (``.zip`` for SB3 agents, ``.json`` for baselines).
+        env: Environment to attach (optional for prediction).
+    """
+    check_algo(algo)
+    if algo in BASELINES:
+        return Baseline.load(path, env=env)
+    return SB3_ALGOS[algo].load(path, env=env)
+
+
+def model_filename(algo: str) -> str:
+    """File name a saved agent gets: ``model.zip`` for SB3 agents, ``model.json`` for baselines."""
+    check_algo(algo)
+    return "model.json" if algo in BASELINES else "model.zip"

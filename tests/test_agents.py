@@ -1,0 +1,356 @@
+"""Agents, the factory, and the two command lines (train_agent.py, compare.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from agents.baselines import BASELINES, Baseline, FixedBaseline, RandomBaseline
+from agents.factory import ALGOS, env_overrides, load_agent, load_hyperparams, make_agent
+from agents.scall import ClippedAdam, RecencyReplayBuffer, ScallSAC
+from scall_env.sizing import FrequencySizer, UniformSizer
+
+ROOT = Path(__file__).resolve().parents[1]
+# A tiny synthetic setting: 4 segments, 2 trials per segment -> 6 steps per pass.
+TINY_ENV: dict[str, Any] = {
+    "dataset_options": {"n_users": 400, "n_items": 250, "n_interactions": 12_000},
+    "n_segments": 4,
+    "d_max": 16,
+    "n_groups": 8,
+    "search_steps": 2,
+    "trial_batches": 5,
+    "batch_size": 128,
+    "max_chunks": 2,
+}
+SMALL_NETS: dict[str, dict[str, Any]] = {
+    "sac": {"policy_kwargs": {"net_arch": [16]}},
+    "td3": {"policy_kwargs": {"net_arch": [16]}},
+    "ddpg": {"policy_kwargs": {"net_arch": [16]}},
+    "ppo": {"n_steps": 4, "batch_size": 4, "n_epochs": 1, "policy_kwargs": {"net_arch": [16]}},
+    "a2c": {"n_steps": 2, "policy_kwargs": {"net_arch": [16]}},
+}
+
+
+def load_script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def train_agent() -> ModuleType:
+    return load_script("train_agent")
+
+
+@pytest.fixture(scope="module")
+def compare() -> ModuleType:
+    return load_script("compare")
+
+
+@pytest.fixture
+def tiny_env(tmp_path: Path) -> gym.Env:
+    return gym.make("Scall-Synthetic-v0", cache_dir=tmp_path, device="cpu", **TINY_ENV)
+
+
+# ----------------------------------------------------------------------------- SCALL agent
+def test_scall_sac_has_the_paper_settings(tiny_env: gym.Env) -> None:
+    model = ScallSAC(env=tiny_env, seed=0, device="cpu")
+    assert (model.gamma, model.tau, model.batch_size, model.gradient_steps) == (0.99, 0.005, 8, 3)
+    assert float(model.ent_coef_tensor) == pytest.approx(0.2)
+    assert model.ent_coef_optimizer is None  # fixed entropy weight
+    assert isinstance(model.replay_buffer, RecencyReplayBuffer)
+    actor_opt, critic_opt = model.actor.optimizer, model.critic.optimizer
+    assert isinstance(actor_opt, ClippedAdam) and actor_opt.max_grad_norm == 1.0
+    assert actor_opt.param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert critic_opt.param_groups[0]["lr"] == pytest.approx(3e-4)
+    assert (
+        actor_opt.param_groups[0]["weight_decay"]
+        == critic_opt.param_groups[0]["weight_decay"]
+        == 1e-4
+    )
+    linear = [m for m in model.actor.latent_pi if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linear] == [512, 512]
+    assert any(isinstance(m, torch.nn.ReLU) for m in model.actor.latent_pi)
+    assert len(model.critic.q_networks) == 2
+
+
+def test_actor_lr_survives_training_updates(tiny_env: gym.Env) -> None:
+    model = ScallSAC(env=tiny_env, seed=0, device="cpu")
+    model.learn(total_timesteps=3)
+    assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert model.critic.optimizer.param_groups[0]["lr"] == pytest.approx(3e-4)
+
+
+def test_clipped_adam_clips_the_gradient_norm() -> None:
+    weight = torch.nn.Parameter(torch.zeros(4))
+    optimizer = ClippedAdam([weight], max_grad_norm=1.0, lr=0.1)
+    weight.grad = torch.full((4,), 100.0)
+    optimizer.step()
+    assert float(weight.grad.norm()) == pytest.approx(1.0)
+
+
+def test_recency_buffer_warmup_and_bias() -> None:
+    obs_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    act_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+    buffer = RecencyReplayBuffer(50, obs_space, act_space, device="cpu")
+
+    def add(i: int) -> None:
+        obs = np.full((1, 2), i, np.float32)
+        buffer.add(obs, obs, np.zeros((1, 1), np.float32), np.array([i]), np.array([False]), [{}])
+
+    for i in range(5):
+        add(i)
+    assert buffer.sample(8).observations.shape[0] == 1  # fewer than 12 stored
+    for i in range(5, 80):  # wraps around: the buffer now holds transitions 30..79
+        add(i)
+    np.random.seed(0)  # noqa: NPY002  (SB3's buffers draw from numpy's global generator)
+    drawn = np.concatenate([buffer.sample(8).rewards.numpy().ravel() for _ in range(400)])
+    assert drawn.min() >= 30 and drawn.max() <= 79
+    # probability proportional to insertion index: mean rank 2/3 of the way, not 1/2
+    assert np.mean(drawn - 30) == pytest.approx(2 / 3 * 50, abs=2.0)
+
+
+def test_recency_buffer_rejects_memory_optimisation() -> None:
+    space = gym.spaces.Box(-1, 1, (1,), np.float32)
+    with pytest.raises(ValueError, match="does not support optimize_memory_usage"):
+        RecencyReplayBuffer(10, space, space, optimize_memory_usage=True)
+
+
+# ------------------------------------------------------------------------------ baselines
+def test_baselines_predict_and_roundtrip(tmp_path: Path) -> None:
+    obs = np.zeros(10, np.float32)
+    for name, cls in BASELINES.items():
+        baseline = cls(seed=1)
+        action, state = baseline.predict(obs, deterministic=True)
+        assert action.shape == (3,) and state is None
+        assert baseline.predict(np.zeros((4, 10)))[0].shape == (4, 3)
+        baseline.save(tmp_path / f"{name}.json")
+        loaded = Baseline.load(tmp_path / f"{name}.json")
+        assert type(loaded) is cls and loaded.params == baseline.params
+        if name != "random":
+            np.testing.assert_array_equal(loaded.predict(obs)[0], action)
+
+
+def test_random_baseline_is_seeded() -> None:
+    a = [RandomBaseline(seed=3).predict(None)[0] for _ in range(2)]
+    b = RandomBaseline(seed=4).predict(None)[0]
+    np.testing.assert_array_equal(a[0], a[1])
+    assert not np.array_equal(a[0], b)
+
+
+def test_fixed_baseline_rejects_bad_actions() -> None:
+    with pytest.raises(ValueError, match=r"fixed action must have shape \(3,\)"):
+        FixedBaseline(action=[0.0, 0.0])
+    with pytest.raises(ValueError, match=r"values in \[-1.0, 1.0\], got \[0.0, 2.0, 0.0\]"):
+        FixedBaseline(action=[0.0, 2.0, 0.0])
+
+
+def test_baseline_learn_needs_an_env() -> None:
+    with pytest.raises(ValueError, match="learn\\(\\) needs an environment"):
+        FixedBaseline().learn(1)
+
+
+def test_baseline_sizers_are_env_overrides() -> None:
+    assert isinstance(env_overrides("uniform", {})["sizer"], UniformSizer)
+    sizer = env_overrides("frequency", {"beta": 0.3})["sizer"]
+    assert isinstance(sizer, FrequencySizer)
+    assert env_overrides("random", {}) == {} and env_overrides("scall", {}) == {}
+
+
+# -------------------------------------------------------------------------------- factory
+def test_every_algo_has_a_config() -> None:
+    for algo in ALGOS:
+        assert isinstance(load_hyperparams(algo, "Scall-Synthetic-v0"), dict)
+
+
+def test_env_section_overrides_default(tmp_path: Path) -> None:
+    path = tmp_path / "sac.yaml"
+    path.write_text("default: {gamma: 0.9, batch_size: 4}\nScall-Synthetic-v0: {gamma: 0.5}\n")
+    assert load_hyperparams("sac", "Scall-Synthetic-v0", path) == {"gamma": 0.5, "batch_size": 4}
+    assert load_hyperparams("sac", "Scall-ML1M-v0", path) == {"gamma": 0.9, "batch_size": 4}
+
+
+def test_factory_errors(tmp_path: Path, tiny_env: gym.Env) -> None:
+    with pytest.raises(ValueError, match="unknown algo 'dqn'; choose from scall, sac"):
+        load_hyperparams("dqn", "Scall-Synthetic-v0")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_hyperparams("sac", "Scall-Synthetic-v0", tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="must map section names"):
+        load_hyperparams("sac", "Scall-Synthetic-v0", bad)
+    with pytest.raises(ValueError, match="bad hyper-parameters for sac"):
+        make_agent("sac", tiny_env, {"not_a_parameter": 1})
+    with pytest.raises(ValueError, match="unknown action_noise type 'pink'"):
+        make_agent("td3", tiny_env, {"action_noise": {"type": "pink"}})
+    with pytest.raises(ValueError, match="unknown activation_fn 'swish'"):
+        make_agent("sac", tiny_env, {"policy_kwargs": {"activation_fn": "swish"}})
+    with pytest.raises(ValueError, match="bad hyper-parameters for frequency"):
+        make_agent("frequency", tiny_env, {"gamma": 0.5})
+
+
+# ---------------------------------------------------------------------- train_agent.py
+@pytest.mark.parametrize("algo", ALGOS)
+def test_train_agent_runs_every_algo(
+    algo: str, train_agent: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    env_kwargs = {**TINY_ENV, "cache_dir": str(tmp_path / "cache")}
+    argv = [
+        "--algo", algo, "--env", "Scall-Synthetic-v0", "--seed", "1",
+        "--env-kwargs", json.dumps(env_kwargs), "--save-path", str(out),
+        "--device", "cpu", "--no-progress",
+        "--hyperparams", json.dumps(SMALL_NETS.get(algo, {})),
+    ]  # fmt: skip
+    assert train_agent.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "average over segments >= 1" in printed
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["algo"] == algo and results["total_timesteps"] == 6  # one pass: 2 * (4 - 1)
+    assert [row["segment"] for row in results["segments"]] == [0, 1, 2, 3]
+    assert set(results["averages"]) >= {"recall@20", "ndcg@20"}
+    segments = pd.read_csv(out / "segments.csv")
+    assert {"segment", "recall@20", "ndcg@20", "params_used", "budget_params"} <= set(segments)
+    assert (segments["params_used"] <= segments["budget_params"]).all()
+    trials = pd.read_csv(out / "trials.csv")
+    # on-policy algorithms finish their last rollout, so they may take a few extra steps
+    assert len(trials) >= 6 and (trials["params_used"] <= trials["budget_params"]).all()
+    assert {"reward", "fitness", "user_size_mean", "item_size_max"} <= set(trials)
+    assert list((out / "tb").rglob("events.out.tfevents.*"))
+    sizes = np.load(out / "sizes_last_segment.npz")
+    assert int(sizes["segment"]) == 3 and len(sizes["user_sizes"]) == len(sizes["user_freq"])
+
+    model_file = out / ("model.json" if algo in BASELINES else "model.zip")
+    env = gym.make("Scall-Synthetic-v0", device="cpu", **env_kwargs)
+    loaded = load_agent(algo, model_file, env)
+    obs = env.observation_space.sample()
+    if algo != "random":
+        first = loaded.predict(obs, deterministic=True)[0]
+        again = load_agent(algo, model_file, env).predict(obs, deterministic=True)[0]
+        np.testing.assert_array_equal(first, again)
+
+
+def test_saved_scall_model_predicts_like_the_trained_one(tmp_path: Path, tiny_env: gym.Env) -> None:
+    model = ScallSAC(env=tiny_env, seed=0, device="cpu")
+    model.learn(total_timesteps=3)
+    model.save(tmp_path / "m.zip")
+    loaded = ScallSAC.load(tmp_path / "m.zip", env=tiny_env, device="cpu")
+    obs = np.stack([tiny_env.observation_space.sample() for _ in range(5)])
+    np.testing.assert_allclose(
+        model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
+    )
+    assert loaded.actor.optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert isinstance(loaded.actor.optimizer, ClippedAdam)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--algo", "dqn"], "invalid choice: 'dqn'"),
+        (["--algo", "sac", "--env", "CartPole-v9"], "unknown env 'CartPole-v9'"),
+        (["--algo", "sac", "--env-kwargs", "{nope"], "not valid JSON"),
+        (["--algo", "sac", "--env-kwargs", "[1]"], "expected a JSON object"),
+        (["--algo", "sac", "--total-timesteps", "0"], "expected an integer >= 1, got 0"),
+        (["--algo", "sac", "--config", "missing.yaml"], "missing.yaml does not exist"),
+    ],
+)
+def test_train_agent_bad_arguments(
+    argv: list[str], message: str, train_agent: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        train_agent.main([*argv, "--env", "Scall-Synthetic-v0"] if "--env" not in argv else argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_train_agent_bad_env_kwargs_fail_before_training(
+    train_agent: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--algo", "uniform", "--env", "Scall-Synthetic-v0", "--save-path", str(tmp_path),
+            "--env-kwargs", '{"budget_type": "GB"}']  # fmt: skip
+    with pytest.raises(SystemExit):
+        train_agent.main(argv)
+    assert "budget_type must be one of" in capsys.readouterr().err
+
+
+def test_train_agent_help_is_complete(train_agent: ModuleType) -> None:
+    text = train_agent.build_parser().format_help()
+    for option in ("--algo", "--env", "--env-kwargs", "--config", "--seed", "--total-timesteps",
+                   "--tensorboard-log", "--save-path", "--device"):  # fmt: skip
+        assert option in text
+
+
+# --------------------------------------------------------------------------- compare.py
+def test_compare_writes_tables_and_plots(
+    compare: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "tiny.yaml"
+    env_kwargs = {**TINY_ENV, "cache_dir": str(tmp_path / "cache"), "device": "cpu"}
+    config.write_text(
+        "env: Scall-Synthetic-v0\n"
+        f"env_kwargs: {json.dumps(env_kwargs)}\n"
+        "agents: [uniform, frequency, fixed]\n"
+        "seeds: [0, 1]\n"
+        "budgets: [6, 8]\n"
+        f"output: {tmp_path / 'out'}\n"
+    )
+    assert compare.main(["--config", str(config), "--no-progress"]) == 0
+    out = tmp_path / "out"
+    for name in ("results.md", "summary.csv", "segments.csv", "recall_per_segment.png",
+                 "size_vs_rank.png", "params_vs_budget.png"):  # fmt: skip
+        assert (out / name).stat().st_size > 0, name
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 6  # 2 budgets x 3 agents
+    assert {"avg_recall@20_mean", "avg_recall@20_std", "avg_ndcg@20_mean",
+            "params_over_budget_max", "recall@20_seg1_mean"} <= set(summary)  # fmt: skip
+    assert (summary["params_over_budget_max"] <= 1.0).all()
+    segments = pd.read_csv(out / "segments.csv")
+    assert len(segments) == 2 * 3 * 2 * 4  # budgets x agents x seeds x segments
+    report = (out / "results.md").read_text()
+    assert "| budget | agent | Recall@20 | NDCG@20 |" in report and "±" in report
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--env", "Scall-Synthetic-v0"], "name the environment and the agents"),
+        (["--env", "Nope-v0", "--agents", "uniform"], "unknown env 'Nope-v0'"),
+        (["--env", "Scall-Synthetic-v0", "--agents", "dqn"], "invalid choice: 'dqn'"),
+        (["--config", "missing.yaml"], "missing.yaml does not exist"),
+    ],
+)
+def test_compare_bad_arguments(
+    argv: list[str], message: str, compare: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_compare_rejects_unknown_config_keys(
+    compare: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("env: Scall-Synthetic-v0\nagents: [uniform]\nseed: 3\n")
+    with pytest.raises(SystemExit):
+        compare.main(["--config", str(config)])
+    assert "unknown keys ['seed']" in capsys.readouterr().err
+
+
+def test_shipped_comparison_configs_are_valid(compare: ModuleType) -> None:
+    for name in ("quickstart.yaml", "ml1m.yaml"):
+        config = compare.load_config(ROOT / "configs" / name)
+        assert config["env"] in gym.registry and set(config["agents"]) <= set(ALGOS)
