@@ -1,0 +1,374 @@
+"""Time reset and step of the registered SCALL environments.
+
+Each environment runs in its own fresh subprocess (so its ``peak_rss_mb`` is its own) with a fresh
+temporary cache folder (``cache_dir=``), so the first reset is honest: it builds the stream and
+trains segment 0 to convergence. Reported per environment (seconds):
+
+* ``stream_s``: building the stream (and writing it to the empty cache), the first thing a reset
+  does; ``first_reset_s``: the rest of that first reset (budget check, segment-0 convergence);
+  ``first_reset_total_s``: both.
+* ``second_reset_s``: a second ``reset`` of the same environment (segment 0 from memory);
+  ``cached_reset_s``: a new environment on the same cache folder, made and reset (stream and
+  segment 0 from disk).
+* ``search_step_{mean,median,min,max}_s`` over the steps that did not commit (one trial each),
+  ``first_step_s``, and ``commit_steps``: each step that committed (a trial plus training the next
+  segment to convergence), with its time and chunks.
+
+Actions are uniform in ``[-1, 1]^3`` from ``numpy.random.default_rng(--seed)``. With the default
+``search_steps = 11`` the first commit happens at step 11 (``Scall-Synthetic-v0``: 5). Default
+``--steps`` per environment, chosen to stay within about 5 minutes each on 2 CPU cores: 12 (one
+commit) for ``Scall-Synthetic-v0``, ``Scall-ML1M-MF-v0`` and ``Scall-ML100K-v0``; 3 (no commit)
+for ``Scall-ML1M-v0``, whose commit (LightGCN trained to convergence on segment 1) alone takes
+minutes. ``--steps N`` applies to every environment.
+
+Targets (mean search step, 2 CPU cores): ``Scall-Synthetic-v0`` < 0.5 s, ``Scall-ML1M-MF-v0``
+<= 3 s, ``Scall-ML1M-v0`` <= 30 s. Timings are inflated when other jobs share the cores; the
+load average before and after is reported. Torch's OpenMP threads spin while they wait by
+default, and with other busy processes on a 2-core machine that makes steps 10-25x slower;
+``--omp-wait-policy passive`` runs the environments with ``OMP_WAIT_POLICY=PASSIVE``.
+
+Example (prints JSON)::
+
+    python benchmarks/bench_env.py --env Scall-Synthetic-v0 --env Scall-ML1M-MF-v0 \\
+        --data-dir /work/shared/data --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from scall_env import ENV_KWARGS  # importing scall_env registers the ids
+
+DEFAULT_STEPS: dict[str, int] = {
+    "Scall-Synthetic-v0": 12,
+    "Scall-ML1M-MF-v0": 12,
+    "Scall-ML100K-v0": 12,
+    "Scall-ML1M-v0": 3,
+}
+"""Steps run per environment when ``--steps`` is not given (12 for unlisted ids)."""
+TARGETS: dict[str, float] = {
+    "Scall-Synthetic-v0": 0.5,
+    "Scall-ML1M-MF-v0": 3.0,
+    "Scall-ML1M-v0": 30.0,
+}
+"""Target mean search-step time in seconds (Synthetic: strictly below)."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parses the command line.
+
+    Args:
+        argv: Arguments (``None``: ``sys.argv[1:]``).
+
+    Returns:
+        The parsed arguments (``env`` expanded to a list of ids).
+    """
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=None,
+        metavar="ID",
+        help=f"environment id, repeatable, or 'all' ({', '.join(ENV_KWARGS)}); "
+        "default: Scall-Synthetic-v0",
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="folder holding the datasets (default: $SCALL_DATA_DIR)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="steps per environment (default: 3 for Scall-ML1M-v0, 12 for the others)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of reset and of the actions (default: 0)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads (default 0: torch's default)"
+    )
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=("inherit", "passive", "active"),
+        default="inherit",
+        help="OMP_WAIT_POLICY of the environment subprocesses (default: inherit this shell's). "
+        "With the default (spinning) policy, any other busy process on a 2-core machine can "
+        "slow small torch ops many times over; 'passive' avoids that",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the (single) environment in this process and print its JSON (what the "
+        "per-environment subprocesses run)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    ids: list[str] = []
+    for name in args.env or ["Scall-Synthetic-v0"]:
+        for env_id in ENV_KWARGS if name == "all" else [name]:
+            if env_id not in ENV_KWARGS:
+                parser.error(f"unknown --env {env_id!r}; choose from {', '.join(ENV_KWARGS)}")
+            if env_id not in ids:
+                ids.append(env_id)
+    args.env = ids
+    if args.steps is not None and args.steps < 0:
+        parser.error("--steps must be >= 0")
+    if args.in_process and len(ids) != 1:
+        parser.error("--in-process takes exactly one --env")
+    return args
+
+
+def _stats(values: list[float], prefix: str) -> dict[str, float | int | None]:
+    """Count, mean, median, min and max of ``values`` under ``prefix`` (None when empty)."""
+    return {
+        f"{prefix}_n": len(values),
+        f"{prefix}_mean_s": statistics.fmean(values) if values else None,
+        f"{prefix}_median_s": statistics.median(values) if values else None,
+        f"{prefix}_min_s": min(values) if values else None,
+        f"{prefix}_max_s": max(values) if values else None,
+    }
+
+
+def bench_env(env_id: str, steps: int, seed: int, data_dir: str | None) -> dict[str, Any]:
+    """Times reset and ``steps`` random steps of one environment in this process.
+
+    Args:
+        env_id: A registered id.
+        steps: Steps to run (the episode is reset if it terminates).
+        seed: Seed of ``reset`` and of the action generator.
+        data_dir: Dataset folder (``None``: the environment's default lookup).
+
+    Returns:
+        JSON-ready timings.
+    """
+    kwargs: dict[str, Any] = {} if data_dir is None else {"data_dir": data_dir}
+    cache_dir = tempfile.mkdtemp(prefix="scall-bench-env-")
+    try:
+        start = time.perf_counter()
+        env = gym.make(env_id, cache_dir=cache_dir, **kwargs)
+        make_s = time.perf_counter() - start
+        core = env.unwrapped
+        start = time.perf_counter()
+        stream = core.stream
+        stream_s = time.perf_counter() - start
+        start = time.perf_counter()
+        _, info = env.reset(seed=seed)
+        first_reset_s = time.perf_counter() - start
+        segment0 = info["commit"]
+        start = time.perf_counter()
+        env.reset(seed=seed)
+        second_reset_s = time.perf_counter() - start
+        start = time.perf_counter()
+        fresh = gym.make(env_id, cache_dir=cache_dir, **kwargs)
+        fresh.reset(seed=seed)
+        cached_reset_s = time.perf_counter() - start
+        fresh.close()
+        del fresh
+
+        rng = np.random.default_rng(seed)
+        records: list[dict[str, Any]] = []
+        episode_resets: list[float] = []
+        for i in range(steps):
+            action = rng.uniform(-1.0, 1.0, size=3).astype(np.float32)
+            start = time.perf_counter()
+            _, reward, terminated, truncated, info = env.step(action)
+            seconds = time.perf_counter() - start
+            record: dict[str, Any] = {
+                "step": i,
+                "s": seconds,
+                "segment": info["segment"],
+                "trial": info["trial"],
+                "reward": float(reward),
+            }
+            if "commit" in info:
+                record["commit_segment"] = info["commit"]["segment"]
+                record["commit_chunks"] = info["commit"]["chunks"]
+            records.append(record)
+            if terminated or truncated:
+                start = time.perf_counter()
+                env.reset(seed=seed)
+                episode_resets.append(time.perf_counter() - start)
+        search = [r["s"] for r in records if "commit_segment" not in r]
+        commits = [
+            {
+                "step": r["step"],
+                "s": r["s"],
+                "segment": r["commit_segment"],
+                "chunks": r["commit_chunks"],
+            }
+            for r in records
+            if "commit_segment" in r
+        ]
+        result: dict[str, Any] = {
+            "env": env_id,
+            "base_model": core.base_model,
+            "dataset": core.dataset,
+            "n_segments": len(stream),
+            "search_steps": core.search_steps,
+            "trial_batches": core.trial_batches,
+            "batch_size": core.train_config.batch_size,
+            "d_max": core.d_max,
+            "obs_dim": int(env.observation_space.shape[0]),
+            "steps": steps,
+            "make_s": make_s,
+            "stream_s": stream_s,
+            "first_reset_s": first_reset_s,
+            "first_reset_total_s": stream_s + first_reset_s,
+            "segment0_chunks": segment0["chunks"],
+            "second_reset_s": second_reset_s,
+            "cached_reset_s": cached_reset_s,
+            "first_step_s": records[0]["s"] if records else None,
+            **_stats(search, "search_step"),
+            "commit_steps": commits,
+            "episode_resets_s": episode_resets,
+            "step_times_s": [r["s"] for r in records],
+            "rewards": [r["reward"] for r in records],
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "torch_threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
+        }
+        env.close()
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    target = TARGETS.get(env_id)
+    mean = result["search_step_mean_s"]
+    result["target_s"] = target
+    if target is not None and mean is not None:
+        result["target_met"] = bool(
+            mean < target if env_id == "Scall-Synthetic-v0" else mean <= target
+        )
+    return result
+
+
+def _child_command(args: argparse.Namespace, env_id: str, steps: int) -> list[str]:
+    """Command line of the subprocess benchmarking ``env_id``."""
+    command = [sys.executable, os.path.abspath(__file__), "--in-process", "--json"]
+    command += ["--env", env_id, "--steps", str(steps), "--seed", str(args.seed)]
+    command += ["--threads", str(args.threads)]
+    if args.data_dir is not None:
+        command += ["--data-dir", str(args.data_dir)]
+    return command
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Benchmarks every requested environment, each in a fresh subprocess.
+
+    Args:
+        args: Parsed arguments.
+
+    Returns:
+        ``{"envs": {id: result}, ...}`` with the machine's CPU count and load averages; a failed
+        environment's result holds ``error`` (the tail of its stderr).
+    """
+    env = dict(os.environ)
+    if args.omp_wait_policy != "inherit":
+        env["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
+    load_before = os.getloadavg()
+    results: dict[str, Any] = {}
+    for env_id in args.env:
+        steps = args.steps if args.steps is not None else DEFAULT_STEPS.get(env_id, 12)
+        start = time.perf_counter()
+        completed = subprocess.run(
+            _child_command(args, env_id, steps), capture_output=True, text=True, env=env
+        )
+        if completed.returncode == 0:
+            results[env_id] = json.loads(completed.stdout)
+        else:
+            results[env_id] = {"env": env_id, "error": completed.stderr[-2000:]}
+        results[env_id]["wall_s"] = time.perf_counter() - start
+    return {
+        "envs": results,
+        "seed": args.seed,
+        "cpus": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "loadavg_before": [round(v, 2) for v in load_before],
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def _rounded(value: Any) -> Any:
+    """Rounds floats (recursively) to 4 decimals for printing."""
+    if isinstance(value, float | np.floating):
+        return round(float(value), 4)
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(item) for item in value]
+    return value
+
+
+def _fmt(value: float | None) -> str:
+    """Seconds with 3 decimals, or '-'."""
+    return "-" if value is None else f"{value:.3f}"
+
+
+def print_table(report: dict[str, Any]) -> None:
+    """Prints one row per environment.
+
+    Args:
+        report: The output of :func:`run_benchmark`.
+    """
+    header = (
+        f"{'env':<20} {'1st reset':>9} {'2nd':>7} {'cached':>7} {'steps':>5} {'mean':>7} "
+        f"{'median':>7} {'max':>7} {'commit':>8} {'RSS MiB':>7}  target"
+    )
+    print(header)
+    for env_id, r in report["envs"].items():
+        if "error" in r:
+            print(f"{env_id:<20} FAILED: {r['error'].strip().splitlines()[-1]}")
+            continue
+        commit = r["commit_steps"][0]["s"] if r["commit_steps"] else None
+        target = r.get("target_s")
+        verdict = "-" if target is None else ("ok" if r.get("target_met") else "MISSED")
+        print(
+            f"{env_id:<20} {_fmt(r['first_reset_total_s']):>9} {_fmt(r['second_reset_s']):>7} "
+            f"{_fmt(r['cached_reset_s']):>7} {r['steps']:>5} "
+            f"{_fmt(r['search_step_mean_s']):>7} {_fmt(r['search_step_median_s']):>7} "
+            f"{_fmt(r['search_step_max_s']):>7} {_fmt(commit):>8} {r['peak_rss_mb']:>7.0f}  "
+            f"{verdict} ({target} s)"
+        )
+    print(
+        f"cpus {report['cpus']}, load average before {report['loadavg_before']}, "
+        f"after {report['loadavg_after']}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs the benchmark and prints the result.
+
+    Args:
+        argv: Arguments (``None``: ``sys.argv[1:]``).
+    """
+    args = parse_args(argv)
+    if args.in_process:
+        if args.threads > 0:
+            torch.set_num_threads(args.threads)
+        env_id = args.env[0]
+        steps = args.steps if args.steps is not None else DEFAULT_STEPS.get(env_id, 12)
+        print(json.dumps(_rounded(bench_env(env_id, steps, args.seed, args.data_dir))))
+        return
+    report = run_benchmark(args)
+    if args.json:
+        print(json.dumps(_rounded(report), indent=2))
+    else:
+        print_table(report)
+
+
+if __name__ == "__main__":
+    main()
