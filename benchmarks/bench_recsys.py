@@ -89,7 +89,6 @@ def synthetic_segment(seed: int = 0) -> Segment:
         n_items=N_ITEMS,
         train_graph=train,
         current=current,
-        seen=_csr(np.union1d(train_keys, test_keys)),
         test=test,
         test_users=np.unique(test_keys // N_ITEMS),
         candidate_items=test_items,

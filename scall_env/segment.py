@@ -23,10 +23,10 @@ class Segment:
         n_users: Users in the training graph.
         n_items: Items in the training graph.
         train_graph: Every interaction of ``D_0..D_{t-1}`` plus the training part of
-            ``[replay; D_t]``: the LightGCN graph, and what evaluation excludes from ranking.
+            ``[replay; D_t]``: the LightGCN graph, what evaluation excludes from ranking, and
+            what BPR negatives are never drawn from (test interactions may be negatives, as in
+            the authors' code: the test part is unknown at training time).
         current: The training part of ``[replay; D_t]``: BPR positives come from here.
-        seen: Everything each user interacted with in ``D_0..D_t`` (training and test):
-            BPR negatives are never drawn from here.
         test: Test positives (last 20% of ``[replay; D_t]``) on training users and items.
         test_users: Sorted ids of users with at least one test positive.
         candidate_items: Sorted ids of test-set items that occur in training: the ranking pool.
@@ -44,7 +44,6 @@ class Segment:
     n_items: int
     train_graph: sp.csr_matrix
     current: sp.csr_matrix
-    seen: sp.csr_matrix
     test: sp.csr_matrix
     test_users: np.ndarray
     candidate_items: np.ndarray

@@ -438,7 +438,7 @@ def _binary_csr(users: np.ndarray, items: np.ndarray, shape: tuple[int, int]) ->
 
 def _make_segment(stream: Stream, t: int) -> Segment:
     users, items = stream.users, stream.items
-    start, end = int(stream.bounds[t]), int(stream.bounds[t + 1])
+    start = int(stream.bounds[t])
     train, test = _split(stream, t)
     graph = np.union1d(np.arange(start, dtype=np.int64), train)
     n_users, n_items = _graph_extent(stream, t, train)
@@ -446,15 +446,12 @@ def _make_segment(stream: Stream, t: int) -> Segment:
     test_users, test_items = users[test], items[test]
     known = (test_users < n_users) & (test_items < n_items)
     test_matrix = _binary_csr(test_users[known], test_items[known], shape)
-    upto = np.arange(end)
-    upto = upto[(users[upto] < n_users) & (items[upto] < n_items)]
     return Segment(
         index=t,
         n_users=n_users,
         n_items=n_items,
         train_graph=_binary_csr(users[graph], items[graph], shape),
         current=_binary_csr(users[train], items[train], shape),
-        seen=_binary_csr(users[upto], items[upto], shape),
         test=test_matrix,
         test_users=np.flatnonzero(np.diff(test_matrix.indptr)),
         candidate_items=np.unique(test_items[known]).astype(np.int64),

@@ -32,7 +32,7 @@ def build_segment(
 
     Every user and item has a training interaction; ``current`` is a random part of the active
     users' training rows (each active user keeps at least one item); ``test`` holds items outside
-    the user's training row; ``seen`` is training plus test.
+    the user's training row.
 
     Args:
         n_users: Users in the training graph.
@@ -56,14 +56,12 @@ def build_segment(
     for u in np.flatnonzero(active & ~current.any(axis=1)):
         current[u, rng.choice(np.flatnonzero(train[u]))] = True
     test = ~train & (rng.random((n_users, n_items)) < test_density)
-    seen = train | test
     return Segment(
         index=1,
         n_users=n_users,
         n_items=n_items,
         train_graph=_csr(train),
         current=_csr(current),
-        seen=_csr(seen),
         test=_csr(test),
         test_users=np.flatnonzero(test.any(axis=1)).astype(np.int64),
         candidate_items=np.flatnonzero(test.any(axis=0)).astype(np.int64),

@@ -71,7 +71,6 @@ def hand_segment(
     current: list[list[int]],
     test: list[list[int]],
     n_items: int,
-    extra_seen: list[list[int]] | None = None,
 ) -> Segment:
     """A segment from explicit per-user item lists."""
     n_users = len(train)
@@ -82,10 +81,6 @@ def hand_segment(
             dense[u, items] = 1.0
         return sp.csr_matrix(dense)
 
-    seen_rows = [
-        sorted(set(a) | set(b) | set(c))
-        for a, b, c in zip(train, test, extra_seen or [[]] * n_users, strict=True)
-    ]
     cur, tst = csr(current), csr(test)
     return Segment(
         index=1,
@@ -93,7 +88,6 @@ def hand_segment(
         n_items=n_items,
         train_graph=csr(train),
         current=cur,
-        seen=csr(seen_rows),
         test=tst,
         test_users=np.flatnonzero(np.diff(tst.indptr)).astype(np.int64),
         candidate_items=np.unique(tst.indices).astype(np.int64),
@@ -382,18 +376,18 @@ def test_sampler_triples_are_valid(make_segment, rounds: int) -> None:
         ):
             assert u in active_users
             assert p in rows_of(seg.current, u)
-            assert n in active_items and n not in rows_of(seg.seen, u)
+            assert n in active_items and n not in rows_of(seg.train_graph, u)
 
 
 @pytest.mark.parametrize("rounds", [16, 0])
 def test_sampler_is_uniform(rounds: int) -> None:
-    # user 0: positives {0, 1}; seen {0..6}; free negatives {7, 8, 9}.
+    # user 0: positives {0, 1}; trained on {0..6}; free negatives {7, 8, 9}, one of them a test
+    # item (the test part is unknown at training time, so it may be a negative).
     seg = hand_segment(
-        train=[[0, 1, 2], [3, 4, 5, 6, 7, 8, 9]],
+        train=[[0, 1, 2, 3, 4, 5, 6], [3, 4, 5, 6, 7, 8, 9]],
         current=[[0, 1], [3, 4, 5, 6, 7, 8, 9]],
-        test=[[], []],
+        test=[[8], []],
         n_items=10,
-        extra_seen=[[3, 4, 5, 6], []],
     )
     sampler = BPRSampler(seg, batch_size=6000, seed=0, max_rejection_rounds=rounds)
     batch = sampler.sample()

@@ -6,7 +6,8 @@ Per batch (no Python loop over samples):
   fewer active users than ``batch_size`` (always the case on MovieLens-1M), otherwise without;
 * positive: uniform among the user's items in ``segment.current``, read from the CSR row with a
   vectorised random offset ``indptr[u] + floor(U * row_length)``;
-* negative: uniform among ``segment.active_items`` the user has not seen (``segment.seen``), by
+* negative: uniform among ``segment.active_items`` the user has not seen in training (their
+  row of ``segment.train_graph``; the test part is never consulted), by
   vectorised rejection sampling: draw for every pending sample, look the ``(user, item)`` keys up
   in the sorted seen keys with ``searchsorted``, redraw only the rejected ones. After
   ``max_rejection_rounds`` rounds the few samples still pending (users who have seen almost all
@@ -36,7 +37,7 @@ class BPRBatch:
     Attributes:
         users: User ids.
         pos_items: Positive item ids (from the user's row of ``segment.current``).
-        neg_items: Negative item ids (active items outside the user's row of ``segment.seen``).
+        neg_items: Negative item ids (active items outside the user's ``train_graph`` row).
     """
 
     users: torch.Tensor
@@ -98,7 +99,7 @@ class BPRSampler:
             raise ValueError("segment has no active items to draw negatives from")
         self._n_active = n_active
         # Seen items restricted to the negative pool, as positions 0..n_active-1 in active_items.
-        seen_active = canonical_csr(canonical_csr(segment.seen)[:, self.active_items])
+        seen_active = canonical_csr(canonical_csr(segment.train_graph)[:, self.active_items])
         seen_rows = np.repeat(
             np.arange(seen_active.shape[0], dtype=np.int64), np.diff(seen_active.indptr)
         )
