@@ -24,13 +24,13 @@ minutes. ``--steps N`` applies to every environment.
 Targets (mean search step, 2 CPU cores): ``Scall-Synthetic-v0`` < 0.5 s, ``Scall-ML1M-MF-v0``
 <= 3 s, ``Scall-ML1M-v0`` <= 30 s. Timings are inflated when other jobs share the cores; the
 load average before and after is reported. Torch's OpenMP threads spin while they wait by
-default, and with other busy processes on a 2-core machine that makes steps 10-25x slower;
-``--omp-wait-policy passive`` runs the environments with ``OMP_WAIT_POLICY=PASSIVE``.
+default, and with other busy processes on a 2-core machine that makes steps 10-25x slower; the
+environments run with ``OMP_WAIT_POLICY=PASSIVE`` unless ``--omp-wait-policy`` says otherwise.
 
 Example (prints JSON)::
 
     python benchmarks/bench_env.py --env Scall-Synthetic-v0 --env Scall-ML1M-MF-v0 \\
-        --data-dir /work/shared/data --json
+        --data-dir ../shared/data --json
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from _common import rounded
 
 from scall_env import ENV_KWARGS  # importing scall_env registers the ids
 
@@ -106,10 +107,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--omp-wait-policy",
         choices=("inherit", "passive", "active"),
-        default="inherit",
-        help="OMP_WAIT_POLICY of the environment subprocesses (default: inherit this shell's). "
-        "With the default (spinning) policy, any other busy process on a 2-core machine can "
-        "slow small torch ops many times over; 'passive' avoids that",
+        default="passive",
+        help="OMP_WAIT_POLICY of the environment subprocesses (default: passive, what importing "
+        "scall_env before torch sets; 'inherit' keeps this shell's). With the spinning "
+        "policy any other busy process on a 2-core machine can slow small torch ops many times",
     )
     parser.add_argument(
         "--in-process",
@@ -302,17 +303,6 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _rounded(value: Any) -> Any:
-    """Rounds floats (recursively) to 4 decimals for printing."""
-    if isinstance(value, float | np.floating):
-        return round(float(value), 4)
-    if isinstance(value, dict):
-        return {key: _rounded(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_rounded(item) for item in value]
-    return value
-
-
 def _fmt(value: float | None) -> str:
     """Seconds with 3 decimals, or '-'."""
     return "-" if value is None else f"{value:.3f}"
@@ -361,11 +351,11 @@ def main(argv: list[str] | None = None) -> None:
             torch.set_num_threads(args.threads)
         env_id = args.env[0]
         steps = args.steps if args.steps is not None else DEFAULT_STEPS.get(env_id, 12)
-        print(json.dumps(_rounded(bench_env(env_id, steps, args.seed, args.data_dir))))
+        print(json.dumps(rounded(bench_env(env_id, steps, args.seed, args.data_dir))))
         return
     report = run_benchmark(args)
     if args.json:
-        print(json.dumps(_rounded(report), indent=2))
+        print(json.dumps(rounded(report), indent=2))
     else:
         print_table(report)
 

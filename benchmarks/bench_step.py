@@ -19,12 +19,12 @@ the machine inflate the timings).
 
 Shared machines: torch's OpenMP threads spin while they wait by default; when other processes
 keep the cores busy, small ops then wait for descheduled threads and a batch can take 10-25x
-longer. ``--omp-wait-policy passive`` (or ``OMP_WAIT_POLICY=PASSIVE`` in the environment) runs the
-trials without spinning; compare both when the load average is above the core count.
+longer. The trials run with ``OMP_WAIT_POLICY=PASSIVE`` by default (what importing ``scall_env``
+before torch sets); ``--omp-wait-policy active`` or ``inherit`` compares the alternatives.
 
 Example (prints JSON; about a minute on 2 CPU cores)::
 
-    python benchmarks/bench_step.py --dataset ml-1m --data-dir /work/shared/data --json
+    python benchmarks/bench_step.py --dataset ml-1m --data-dir ../shared/data --json
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import rounded
 
 from scall_env.data import load_interactions
 from scall_env.recsys import Evaluator, TrainConfig, Trainer, make_model
@@ -119,10 +120,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--omp-wait-policy",
         choices=("inherit", "passive", "active"),
-        default="inherit",
-        help="OMP_WAIT_POLICY of the trial subprocesses (default: inherit this shell's). With "
-        "the default (spinning) policy, any other busy process on a 2-core machine can slow "
-        "small torch ops many times over; 'passive' avoids that",
+        default="passive",
+        help="OMP_WAIT_POLICY of the trial subprocesses (default: passive, what importing "
+        "scall_env before torch sets; 'inherit' keeps this shell's). With the spinning "
+        "policy any other busy process on a 2-core machine can slow small torch ops many times",
     )
     parser.add_argument("--seed", type=int, default=0, help="model and sampler seed (default: 0)")
     parser.add_argument(
@@ -362,17 +363,6 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def _rounded(value: Any) -> Any:
-    """Rounds floats (recursively) to 4 decimals for printing."""
-    if isinstance(value, float | np.floating):
-        return round(float(value), 4)
-    if isinstance(value, dict):
-        return {key: _rounded(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_rounded(item) for item in value]
-    return value
-
-
 def print_table(report: dict[str, Any]) -> None:
     """Prints a short human-readable summary of the report.
 
@@ -427,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     report = run_trial(args) if args.trial_only else run_benchmark(args)
     if args.json or args.trial_only:
-        print(json.dumps(_rounded(report), indent=None if args.trial_only else 2))
+        print(json.dumps(rounded(report), indent=None if args.trial_only else 2))
     else:
         print_table(report)
 
