@@ -1,0 +1,30 @@
+"""The README set-up commands stay true: CI runs the first verbatim; the second names real files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def setup_commands() -> list[str]:
+    block = re.search(
+        r"## Set up and run\n+```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S
+    )
+    assert block, "README lacks the 'Set up and run' bash block"
+    return [line for line in block.group(1).splitlines() if line and not line.startswith("#")]
+
+
+def test_readme_has_two_commands_and_ci_runs_the_first() -> None:
+    install_and_test, main_job = setup_commands()
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert install_and_test in ci_lines
+    assert "pytest" in install_and_test
+
+
+def test_main_job_names_existing_files() -> None:
+    main_job = setup_commands()[1]
+    for word in main_job.split():
+        if word.endswith((".py", ".yaml")):
+            assert (ROOT / word).exists(), word
