@@ -157,6 +157,32 @@ def run_agent(
     return result
 
 
+def load_run(run_dir: str | os.PathLike) -> RunResult:
+    """Read a finished run back from the ``results.json`` (and sizes) that :func:`run_agent` wrote.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` holds no ``results.json``.
+    """
+    run_dir = Path(run_dir)
+    summary = json.loads((run_dir / "results.json").read_text())
+    sizes_file = run_dir / "sizes_last_segment.npz"
+    last_sizes: dict[str, np.ndarray] = {}
+    if sizes_file.exists():
+        with np.load(sizes_file) as npz:
+            last_sizes = {key: npz[key] for key in npz.files}
+    return RunResult(
+        algo=summary["algo"],
+        env_id=summary["env_id"],
+        seed=summary["seed"],
+        run_dir=run_dir,
+        segments=summary["segments"],
+        averages=summary["averages"],
+        total_timesteps=summary["total_timesteps"],
+        wall_time_s=summary["wall_time_s"],
+        last_sizes=last_sizes,
+    )
+
+
 def _write_outputs(
     result: RunResult,
     monitor: ScallMonitor,

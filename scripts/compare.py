@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from agents.factory import ALGOS, load_hyperparams  # noqa: E402
-from agents.harness import RunResult, run_agent  # noqa: E402
+from agents.harness import RunResult, load_run, run_agent  # noqa: E402
 
 CONFIG_KEYS = {
     "env", "env_kwargs", "agents", "seeds", "budgets", "total_timesteps", "output",
@@ -61,8 +61,14 @@ def load_config(path: Path | None) -> dict[str, Any]:
     return config
 
 
-def run_all(config: dict[str, Any], output: Path, progress: bool) -> list[tuple[Any, RunResult]]:
-    """Run every (budget, agent, seed); returns ``(budget, result)`` pairs."""
+def run_all(
+    config: dict[str, Any], output: Path, progress: bool, resume: bool = False
+) -> list[tuple[Any, RunResult]]:
+    """Run every (budget, agent, seed); returns ``(budget, result)`` pairs.
+
+    With ``resume``, a run whose folder already holds a ``results.json`` of the same agent, env,
+    seed and environment arguments is read back instead of run again.
+    """
     env_id = config["env"]
     budgets = config.get("budgets") or [None]
     results = []
@@ -77,6 +83,11 @@ def run_all(config: dict[str, Any], output: Path, progress: bool) -> list[tuple[
                 name = (
                     f"{algo}/seed{seed}" if budget is None else f"budget{budget}/{algo}/seed{seed}"
                 )
+                run_dir = output / "runs" / name
+                if resume and _finished(run_dir, algo, env_id, int(seed), env_kwargs):
+                    print(f"[{time.strftime('%H:%M:%S')}] {name}: reusing {run_dir}", flush=True)
+                    results.append((budget, load_run(run_dir)))
+                    continue
                 print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
                 result = run_agent(
                     algo,
@@ -86,12 +97,21 @@ def run_all(config: dict[str, Any], output: Path, progress: bool) -> list[tuple[
                     seed=int(seed),
                     total_timesteps=config.get("total_timesteps"),
                     device=config.get("device", "auto"),
-                    run_dir=output / "runs" / name,
-                    tensorboard_dir=output / "runs" / name / "tb",
+                    run_dir=run_dir,
+                    tensorboard_dir=run_dir / "tb",
                     progress_bar=progress,
                 )
                 results.append((budget, result))
     return results
+
+
+def _finished(run_dir: Path, algo: str, env_id: str, seed: int, env_kwargs: dict) -> bool:
+    path = run_dir / "results.json"
+    if not path.exists():
+        return False
+    done = json.loads(path.read_text())
+    same_kwargs = all(done["env_kwargs"].get(k) == v for k, v in env_kwargs.items())
+    return (done["algo"], done["env_id"], done["seed"]) == (algo, env_id, seed) and same_kwargs
 
 
 def long_table(results: list[tuple[Any, RunResult]]) -> pd.DataFrame:
@@ -121,7 +141,11 @@ def summary_table(segments: pd.DataFrame) -> pd.DataFrame:
     usage = usage.groupby(["budget", "agent"])["usage"].agg(["mean", "max"])
     usage.columns = ["params_over_budget_mean", "params_over_budget_max"]
     per_segment = segments.pivot_table(
-        index=["budget", "agent"], columns="segment", values="recall@20", aggfunc=["mean", "std"]
+        index=["budget", "agent"],
+        columns="segment",
+        values="recall@20",
+        aggfunc=["mean", "std"],
+        dropna=False,  # keep the std columns with a single seed (all NaN)
     )
     per_segment.columns = [f"recall@20_seg{seg}_{stat}" for stat, seg in per_segment.columns]
     return averages.join(usage).join(per_segment).reset_index()
@@ -131,13 +155,14 @@ def markdown(summary: pd.DataFrame, segments: pd.DataFrame, config: dict[str, An
     """Markdown report: averages, per-segment Recall@20 and NDCG@20, parameters vs budget."""
 
     def pm(mean: float, std: float) -> str:
-        return f"{mean:.4f} ± {0.0 if np.isnan(std) else std:.4f}"
+        return f"{mean:.4f}" if np.isnan(std) else f"{mean:.4f} ± {std:.4f}"
 
     seeds = config["seeds"]
     lines = [
         f"# {config['env']}: {', '.join(config['agents'])}",
         "",
-        f"Seeds {seeds}; mean ± std over seeds; averages over segments >= 1 (as in the paper).",
+        f"Seeds {seeds}; mean ± std over seeds (one seed: the value); averages over segments "
+        ">= 1 (as in the paper).",
         f"Environment arguments: `{json.dumps(config.get('env_kwargs') or {})}`.",
         "",
         "| budget | agent | Recall@20 | NDCG@20 | params / budget (max) |",
@@ -152,7 +177,11 @@ def markdown(summary: pd.DataFrame, segments: pd.DataFrame, config: dict[str, An
         )
     for metric in ("recall@20", "ndcg@20"):
         table = segments.pivot_table(
-            index=["budget", "agent"], columns="segment", values=metric, aggfunc=["mean", "std"]
+            index=["budget", "agent"],
+            columns="segment",
+            values=metric,
+            aggfunc=["mean", "std"],
+            dropna=False,
         )
         segment_ids = sorted(segments["segment"].unique())
         lines += ["", f"{metric} per segment:", ""]
@@ -271,6 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--device", default=None, help="torch device: auto, cpu, cuda (default: auto)"
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse runs whose folder already holds results.json (same agent, env, seed, env args)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the per-run progress bars")
     args = parser.parse_args(argv)
 
@@ -298,9 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(config.get("output") or Path("results") / config["env"])
     output.mkdir(parents=True, exist_ok=True)
 
-    start = time.perf_counter()
     try:
-        results = run_all(config, output, progress=not args.no_progress)
+        results = run_all(config, output, progress=not args.no_progress, resume=args.resume)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         parser.exit(2, f"error: {exc}\n")
     segments = long_table(results)
@@ -308,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     segments.to_csv(output / "segments.csv", index=False)
     summary.to_csv(output / "summary.csv", index=False)
     report = markdown(summary, segments, config)
-    wall = time.perf_counter() - start
-    report += f"\nTotal wall time: {wall:.0f} s.\n"
+    run_time = sum(result.wall_time_s for _, result in results)
+    report += f"\nWall time of the runs (training, excluding set-up): {run_time:.0f} s.\n"
     (output / "results.md").write_text(report)
     plot_recall(segments, output / "recall_per_segment.png")
     plot_sizes(results, output / "size_vs_rank.png")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -294,7 +295,7 @@ def test_train_agent_help_is_complete(train_agent: ModuleType) -> None:
 
 # --------------------------------------------------------------------------- compare.py
 def test_compare_writes_tables_and_plots(
-    compare: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    compare: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tmp_path / "tiny.yaml"
     env_kwargs = {**TINY_ENV, "cache_dir": str(tmp_path / "cache"), "device": "cpu"}
@@ -320,6 +321,17 @@ def test_compare_writes_tables_and_plots(
     assert len(segments) == 2 * 3 * 2 * 4  # budgets x agents x seeds x segments
     report = (out / "results.md").read_text()
     assert "| budget | agent | Recall@20 | NDCG@20 |" in report and "±" in report
+
+    # --resume reads the finished runs back instead of training again; one seed aggregates too
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(compare, "run_agent", no_training)
+    argv = ["--config", str(config), "--no-progress", "--resume", "--seeds", "0"]
+    assert compare.main([*argv, "--output", str(out)]) == 0
+    single = pd.read_csv(out / "summary.csv")
+    assert len(single) == 6 and single["avg_recall@20_std"].isna().all()
+    assert re.search(r"\| uniform \| \d\.\d{4} \| \d\.\d{4} \|", (out / "results.md").read_text())
 
 
 @pytest.mark.parametrize(
