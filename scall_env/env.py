@@ -304,14 +304,15 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def check_budget(self) -> None:
         """Raise ``ValueError`` if some segment's entities do not fit the budget at ``min_size``."""
-        for segment in self.stream:
-            need = (segment.n_users + segment.n_items) * self.min_size
-            have = self._budget(segment)
+        for t in range(len(self.stream)):
+            n_users, n_items = self.stream.entity_counts(t)
+            need = (n_users + n_items) * self.min_size
+            have = budget_params(self.budget_type, self.budget, n_users, n_items)
             if have < need:
                 raise ValueError(
                     f"budget {self.budget_type}={self.budget} allows {have} parameters on "
-                    f"segment {segment.index}, but its {segment.n_users} users and "
-                    f"{segment.n_items} items need at least {need} at min_size={self.min_size}"
+                    f"segment {t}, but its {n_users} users and {n_items} items need at least "
+                    f"{need} at min_size={self.min_size}"
                 )
 
     # -------------------------------------------------------------- helpers

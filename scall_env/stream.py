@@ -167,12 +167,23 @@ class Stream:
         Raises:
             IndexError: ``t`` is not in ``[0, n_segments)``.
         """
-        if isinstance(t, bool) or not isinstance(t, int | np.integer) or not 0 <= t < len(self):
-            raise IndexError(f"segment index {t!r} is out of range [0, {self.n_segments})")
+        self._check_index(t)
         t = int(t)
         if t not in self._segments:
             self._segments[t] = _make_segment(self, t)
         return self._segments[t]
+
+    def entity_counts(self, t: int) -> tuple[int, int]:
+        """Users and items of segment ``t``'s training graph, without building the segment."""
+        if t in self._segments:
+            return self._segments[t].n_users, self._segments[t].n_items
+        self._check_index(t)
+        return _graph_extent(self, int(t), _split(self, int(t))[0])
+
+    def _check_index(self, t: int) -> None:
+        """Raise ``IndexError`` unless ``t`` is a segment index in ``[0, n_segments)``."""
+        if isinstance(t, bool) or not isinstance(t, int | np.integer) or not 0 <= t < len(self):
+            raise IndexError(f"segment index {t!r} is out of range [0, {self.n_segments})")
 
     def stats(self) -> dict[str, Any]:
         """Totals after filtering and one row of counts per segment (JSON-ready)."""

@@ -173,6 +173,15 @@ def test_frequencies_and_current(stream: Stream) -> None:
 def test_segment_index_errors(stream: Stream) -> None:
     with pytest.raises(IndexError, match=r"out of range \[0, 5\)"):
         stream.segment(5)
+    with pytest.raises(IndexError, match=r"segment index -1 is out of range"):
+        stream.entity_counts(-1)
+
+
+def test_entity_counts_without_building(toy: Interactions) -> None:
+    fresh = build_stream(toy, StreamConfig(k_core=3, n_segments=5))
+    counts = [fresh.entity_counts(t) for t in range(5)]
+    assert not fresh._segments  # nothing was materialised
+    assert counts == [(seg.n_users, seg.n_items) for seg in fresh]
 
 
 @pytest.mark.parametrize(
