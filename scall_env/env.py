@@ -303,7 +303,13 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
         return budget_params(self.budget_type, self.budget, segment.n_users, segment.n_items)
 
     def check_budget(self) -> None:
-        """Raise ``ValueError`` if some segment's entities do not fit the budget at ``min_size``."""
+        """Raise ``ValueError`` if the stream has fewer than 2 segments (nothing to search and
+        commit), or if some segment's entities do not fit the budget at ``min_size``."""
+        if len(self.stream) < 2:
+            raise ValueError(
+                f"the stream has {len(self.stream)} segment; the search needs at least 2 "
+                "(segment 0 is trained with uniform sizes, later ones are searched and committed)"
+            )
         for t in range(len(self.stream)):
             n_users, n_items = self.stream.entity_counts(t)
             need = (n_users + n_items) * self.min_size

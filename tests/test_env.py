@@ -143,6 +143,12 @@ def test_budget_too_small_is_reported_before_training(tmp_path: Path) -> None:
     assert not (tmp_path / "segment0").exists()
 
 
+def test_single_segment_stream_is_refused(tmp_path: Path) -> None:
+    env = ScallEnv(**{**TINY, "n_segments": 1}, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="the stream has 1 segment; the search needs at least 2"):
+        env.reset(seed=0)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
