@@ -27,6 +27,7 @@ import pandas as pd
 from torch.utils.tensorboard import SummaryWriter
 
 import scall_env  # noqa: F401  (registers the environment ids)
+from agents.commit import live_policy
 from agents.factory import env_overrides, make_agent, model_filename
 from scall_env.wrappers import ScallMonitor
 
@@ -130,7 +131,7 @@ def run_agent(
         device=device,
         tensorboard_log=tensorboard_dir,
     )
-    env.unwrapped.commit_policy = lambda obs: agent.predict(obs, deterministic=True)[0]
+    env.unwrapped.set_commit_policy(live_policy(agent))
     start = time.perf_counter()
     agent.learn(total_timesteps=steps)
     wall = time.perf_counter() - start

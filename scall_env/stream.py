@@ -12,16 +12,16 @@ Steps (see ``shared/spec/SCALL.md``, "The stream"):
 5. per segment, cut ``[replay; D_t]`` at ``train_fraction``: training graph = ``D_0..D_{t-1}``
    plus the training part; test = the rest, restricted to training users and items.
 
-The processed stream is cached on disk (``.npz``, no pickles) under a key that hashes the source
-fingerprint and every stream setting; a changed setting rebuilds, an unreadable cache is rebuilt.
+The processed stream is cached on disk (``.npz``, no pickles, written through
+:func:`scall_env.cache.atomic_path`) under a key that hashes the source fingerprint and every
+stream setting; a changed setting rebuilds, and a cache file that is unreadable or holds another
+configuration or source is rebuilt with a warning.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from scall_env.data import Interactions, default_cache_dir, load_interactions
+from scall_env.cache import atomic_path, canonical_json, default_cache_dir, digest
+from scall_env.data import Interactions, load_interactions
 from scall_env.segment import Segment
 
 Segmentation = Literal["count", "new_entities", "time"]
@@ -91,11 +92,8 @@ class StreamConfig:
             )
 
     def cache_key(self, fingerprint: str) -> str:
-        """Hex digest of the source fingerprint and every setting."""
-        payload = json.dumps(
-            {"version": CACHE_FORMAT_VERSION, "source": fingerprint, **asdict(self)}, sort_keys=True
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()
+        """Hex digest of the source fingerprint and every setting (numpy values as Python ones)."""
+        return digest({"version": CACHE_FORMAT_VERSION, "source": fingerprint, **asdict(self)})
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
@@ -217,29 +215,22 @@ class Stream:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the stream to ``path`` (``.npz``, written atomically, no pickles)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         lengths = np.array([len(r) for r in self.replay], dtype=np.int64)
         meta = {"name": self.name, "fingerprint": self.fingerprint, "config": asdict(self.config)}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(
-                    fh,
-                    meta=np.array(json.dumps(meta)),
-                    users=self.users,
-                    items=self.items,
-                    timestamps=self.timestamps,
-                    bounds=self.bounds,
-                    replay=np.concatenate(self.replay) if self.replay else np.zeros(0, np.int64),
-                    replay_lengths=lengths,
-                    user_labels=_labels_for_npz(self.user_labels),
-                    item_labels=_labels_for_npz(self.item_labels),
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # A file handle, not a name: np.savez would append ".npz" to the temporary name.
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:
+            np.savez(
+                fh,
+                meta=np.array(canonical_json(meta)),
+                users=self.users,
+                items=self.items,
+                timestamps=self.timestamps,
+                bounds=self.bounds,
+                replay=np.concatenate(self.replay) if self.replay else np.zeros(0, np.int64),
+                replay_lengths=lengths,
+                user_labels=_labels_for_npz(self.user_labels),
+                item_labels=_labels_for_npz(self.item_labels),
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Stream:
@@ -502,11 +493,43 @@ def load_stream(
         / "streams"
         / f"{interactions.name}-{config.cache_key(interactions.fingerprint)[:20]}.npz"
     )
-    if cache_path.exists():
-        try:
-            return Stream.load(cache_path)
-        except ValueError as exc:
-            warnings.warn(f"rebuilding the stream: {exc}", RuntimeWarning, stacklevel=2)
+    cached = _read_cache(cache_path, interactions, config)
+    if cached is not None:
+        return cached
     stream = build_stream(interactions, config)
     stream.save(cache_path)
     return stream
+
+
+def _read_cache(path: Path, interactions: Interactions, config: StreamConfig) -> Stream | None:
+    """The cached stream at ``path``, or ``None`` when it must be built.
+
+    A file that is unreadable or was built from another source or with other settings is
+    reported with a warning naming it, and ``None`` is returned; an absent file is not reported.
+    """
+    if not path.exists():
+        return None
+    try:
+        cached = Stream.load(path)
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        # The file name holds only a prefix of the key, and any valid .npz may have been put in
+        # its place: serve it only when its own record matches what was asked for.
+        differs = [
+            what
+            for what, stored, requested in (
+                ("dataset", cached.name, interactions.name),
+                ("source fingerprint", cached.fingerprint, interactions.fingerprint),
+                ("configuration", cached.config, config),
+            )
+            if stored != requested
+        ]
+        if not differs:
+            return cached
+        problem = (
+            f"stream file {os.fspath(path)!r} holds a stream of another {' and '.join(differs)} "
+            "than the one requested"
+        )
+    warnings.warn(f"rebuilding the stream: {problem}", RuntimeWarning, stacklevel=3)
+    return None

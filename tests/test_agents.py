@@ -1,10 +1,15 @@
-"""Agents, the factory, and the two command lines (train_agent.py, compare.py)."""
+"""Agents, the factory, and the two command lines (scall_cli.train, scall_cli.compare)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,6 +20,8 @@ import pandas as pd
 import pytest
 import torch
 
+import scall_cli.compare
+import scall_cli.train
 from agents.baselines import BASELINES, Baseline, FixedBaseline, RandomBaseline
 from agents.factory import ALGOS, env_overrides, load_agent, load_hyperparams, make_agent
 from agents.scall import ClippedAdam, RecencyReplayBuffer, ScallSAC
@@ -41,22 +48,14 @@ SMALL_NETS: dict[str, dict[str, Any]] = {
 }
 
 
-def load_script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def train_agent() -> ModuleType:
-    return load_script("train_agent")
+    return scall_cli.train
 
 
 @pytest.fixture(scope="module")
 def compare() -> ModuleType:
-    return load_script("compare")
+    return scall_cli.compare
 
 
 @pytest.fixture
@@ -291,6 +290,34 @@ def test_train_agent_help_is_complete(train_agent: ModuleType) -> None:
     for option in ("--algo", "--env", "--env-kwargs", "--config", "--seed", "--total-timesteps",
                    "--tensorboard-log", "--save-path", "--device"):  # fmt: skip
         assert option in text
+    assert train_agent.__doc__.splitlines()[0] in text  # the module docstring is the description
+
+
+# ------------------------------------------------- scripts/ shims and console entry points
+@pytest.mark.parametrize(
+    ("script", "module", "option"),
+    [("train_agent", scall_cli.train, "--algo"), ("compare", scall_cli.compare, "--resume")],
+)
+def test_script_shim_runs_the_module(script: str, module: ModuleType, option: str) -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"usage: {script}.py" in out.stdout and option in out.stdout
+    assert module.__doc__.splitlines()[0] in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "module"), [("scall-train", scall_cli.train), ("scall-compare", scall_cli.compare)]
+)
+def test_console_script_is_installed(name: str, module: ModuleType) -> None:
+    (point,) = entry_points(group="console_scripts", name=name)
+    assert point.load() is module.main
+    search = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
+    assert shutil.which(name, path=search), f"{name} is not installed; run pip install -e ."
 
 
 # --------------------------------------------------------------------------- compare.py
@@ -341,6 +368,8 @@ def test_compare_writes_tables_and_plots(
         (["--env", "Nope-v0", "--agents", "uniform"], "unknown env 'Nope-v0'"),
         (["--env", "Scall-Synthetic-v0", "--agents", "dqn"], "invalid choice: 'dqn'"),
         (["--config", "missing.yaml"], "missing.yaml does not exist"),
+        (["--env-kwargs", "[1]"], "expected a JSON object"),
+        (["--total-timesteps", "0"], "expected an integer >= 1, got 0"),
     ],
 )
 def test_compare_bad_arguments(

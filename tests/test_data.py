@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -19,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import scall_env.cache
 from scall_env import data
 from scall_env.data import (
     COLUMNS,
@@ -30,6 +32,8 @@ from scall_env.data import (
     default_cache_dir,
     default_data_dir,
     load_interactions,
+    movielens,
+    reviews,
     synthetic_interactions,
 )
 
@@ -82,7 +86,7 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     def no_network(url: str, out: BinaryIO) -> None:
         raise urllib.error.URLError("network disabled in tests")
 
-    monkeypatch.setattr(data, "_fetch", no_network)
+    monkeypatch.setattr(movielens, "_fetch", no_network)
     cache = tmp_path / "cache"
     monkeypatch.setenv("SCALL_CACHE_DIR", str(cache))
     return cache
@@ -117,6 +121,45 @@ def test_unknown_option_names_allowed(dataset: str, allowed: str) -> None:
         load_interactions(dataset, colour="red")
     assert "colour" in str(info.value)
     assert allowed in str(info.value)
+
+
+def test_public_names() -> None:
+    assert sorted(data.__all__) == sorted(
+        [
+            "COLUMNS",
+            "DATASETS",
+            "MOVIELENS",
+            "ChecksumError",
+            "DatasetNotFoundError",
+            "Interactions",
+            "MovieLensSource",
+            "default_cache_dir",
+            "default_data_dir",
+            "load_interactions",
+            "synthetic_interactions",
+        ]
+    )
+    assert all(hasattr(data, name) for name in data.__all__)
+    assert data.default_cache_dir is scall_env.cache.default_cache_dir
+    assert DATASETS == ("ml-1m", "ml-100k", "yelp", "amazon-book", "delimited", "synthetic")
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_declared_options_are_the_loader_parameters(dataset: str) -> None:
+    """The registry refuses exactly the options the loader itself would not take."""
+    loader = data._LOADERS[dataset]
+    function = synthetic_interactions if dataset == "synthetic" else loader.load
+    parameters = [name for name in inspect.signature(function).parameters if name != "data_dir"]
+    assert loader.options == tuple(parameters)
+
+
+def test_unknown_option_message_lists_every_allowed_option() -> None:
+    with pytest.raises(TypeError) as info:
+        load_interactions("delimited", path="x.csv", colour="red", size=3)
+    assert str(info.value) == (
+        "unknown option(s) colour, size for dataset 'delimited'; "
+        "allowed: path, sep, user_col, item_col, time_col, rating_col, header"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,7 +275,7 @@ def test_download_into_cache(
         fetched.append(url)
         out.write(archive)
 
-    monkeypatch.setattr(data, "_fetch", fake_fetch)
+    monkeypatch.setattr(movielens, "_fetch", fake_fetch)
     empty = tmp_path / "empty"
     empty.mkdir()
 
@@ -241,6 +284,9 @@ def test_download_into_cache(
     assert fetched == [MOVIELENS[dataset].url]
     pd.testing.assert_frame_equal(loaded.frame, expected_frame())
     assert sorted(path.name for path in offline.iterdir()) == [f"{dataset}.zip"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (offline / f"{dataset}.zip").stat().st_mode & 0o777 == 0o666 & ~umask
     # found in the cache next time: no second download
     assert load_interactions(dataset, empty).fingerprint == loaded.fingerprint
     assert len(fetched) == 1
@@ -251,7 +297,7 @@ def test_download_with_bad_checksum_keeps_nothing(
 ) -> None:
     raw = movielens_bytes("ml-1m")
     trust(monkeypatch, "ml-1m", raw, b"the real archive")
-    monkeypatch.setattr(data, "_fetch", lambda url, out: out.write(zip_bytes("ml-1m", raw)))
+    monkeypatch.setattr(movielens, "_fetch", lambda url, out: out.write(zip_bytes("ml-1m", raw)))
     with pytest.raises(ChecksumError, match="download of https://files.grouplens.org"):
         load_interactions("ml-1m", tmp_path / "nowhere")
     assert list(offline.iterdir()) == []
@@ -360,7 +406,7 @@ def test_yelp_found_in_data_dir_and_blocks_agree(
 ) -> None:
     write_lines(tmp_path / "yelp" / "yelp_academic_dataset_review.json", YELP_RECORDS * 50)
     whole = load_interactions("yelp", tmp_path)
-    monkeypatch.setattr(data, "_JSON_BLOCK_BYTES", 100)
+    monkeypatch.setattr(reviews, "_JSON_BLOCK_BYTES", 100)
     blocks = load_interactions("yelp", tmp_path)
     pd.testing.assert_frame_equal(whole.frame, blocks.frame)
     assert len(whole.frame) == 150

@@ -16,7 +16,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import scall_env
 from scall_env.env import ScallEnv, pooled_frequencies
-from scall_env.sizing import FrequencySizer
+from scall_env.sizing import FrequencySizer, SizeDecision
 
 TINY: dict[str, Any] = {
     "dataset": "synthetic",
@@ -102,7 +102,7 @@ def test_reset_reuses_segment0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("segment 0 was retrained")
 
-    monkeypatch.setattr("scall_env.env.train_to_convergence", fail)
+    monkeypatch.setattr("scall_env.search.train_to_convergence", fail)
     again, _ = env.reset(seed=5)  # memory cache
     env.reset()  # an unseeded reset (vectorised auto-reset) keeps the segment-0 model
     fresh, _ = ScallEnv(**TINY, cache_dir=tmp_path).reset(seed=5)  # disk cache
@@ -125,10 +125,9 @@ def test_bad_action(tiny: ScallEnv, action: np.ndarray, message: str) -> None:
 
 
 def test_action_mapping_is_affine_and_inside_open_interval(tiny: ScallEnv) -> None:
-    decision = tiny.to_decision(np.array([-1.0, 0.0, 1.0]))
-    assert (
-        0 < decision[0] < 1e-5 and decision[1] == pytest.approx(0.5) and 1 - 1e-5 < decision[2] < 1
-    )
+    decision = SizeDecision.from_action(np.array([-1.0, 0.0, 1.0]))
+    assert 0 < decision.ratio < 1e-5 and decision.alpha_user == pytest.approx(0.5)
+    assert 1 - 1e-5 < decision.alpha_item < 1
 
 
 def test_step_before_reset(tiny: ScallEnv) -> None:
@@ -209,11 +208,12 @@ def test_registered_ids() -> None:
     assert scall_env.ENV_KWARGS["Scall-ML1M-MF-v0"]["base_model"] == "mf"
     spec = gym.spec("Scall-ML1M-v0")
     assert spec.kwargs == {"dataset": "ml-1m"}  # every other setting: the paper's defaults
-    env = gym.make("Scall-ML1M-v0").unwrapped
-    assert (env.base_model, env.budget_type, env.budget, env.d_max, env.search_steps) == (
-        "lightgcn", "c", 32, 256, 11,
+    config = gym.make("Scall-ML1M-v0").unwrapped.config
+    assert (config.base_model, config.budget_type, config.budget, config.d_max) == (
+        "lightgcn", "c", 32, 256,
     )  # fmt: skip
-    assert env.stream_config.n_segments == 10 and env.stream_config.k_core == 10
+    assert config.search_steps == 11
+    assert config.stream_config.n_segments == 10 and config.stream_config.k_core == 10
 
 
 SHRINK: dict[str, Any] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -11,12 +12,15 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from scall_env.sizing import (
+    ACTION_EPS,
     D_MAX,
     PARAMS_PER_MB,
+    Budget,
     DistributionSizer,
     FrequencySizer,
     ShareDistribution,
     SizeAssignment,
+    SizeDecision,
     UniformSizer,
     assign_by_frequency,
     available_distributions,
@@ -85,6 +89,66 @@ def test_budget_c_and_b():
 def test_budget_errors(args, error, match):
     with pytest.raises(error, match=match):
         budget_params(*args)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "n_users", "n_items"),
+    [
+        ("c", 32, 6040, 3260),
+        ("B", 10, 6040, 3260),
+        ("c", 0.29, 60, 40),
+        ("B", 0.1, 0, 0),
+        ("c", 2.5, 1, 0),
+        ("c", np.float32(8.0), np.int64(3), 1),
+        ("B", 1e-7, 5, 5),
+    ],
+)
+def test_budget_object_matches_budget_params(kind, value, n_users, n_items):
+    budget = Budget(kind, value)
+    assert budget.params(n_users, n_items) == budget_params(kind, value, n_users, n_items)
+    assert type(budget.value) is float
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "error", "match"),
+    [
+        ("C", 32, ValueError, r"budget_type must be one of \('c', 'B'\) \('c': mean size per"),
+        ("mb", 1, ValueError, r"'B': megabytes of float32\), got 'mb'"),
+        ("c", 0, ValueError, r"budget must be a finite number > 0, got 0"),
+        ("B", -1.5, ValueError, r"finite number > 0, got -1.5"),
+        ("c", math.nan, ValueError, "finite number > 0, got nan"),
+        ("B", math.inf, ValueError, "finite number > 0, got inf"),
+        ("c", 10**400, ValueError, "finite number > 0, got 1000"),
+        ("c", "32", TypeError, "budget must be a real number, got str"),
+        ("c", True, TypeError, "budget must be a real number, got bool"),
+        ("c", 1 + 0j, TypeError, "budget must be a real number, got complex"),
+    ],
+)
+def test_budget_rejects_bad_kind_or_value_on_construction(kind, value, error, match):
+    with pytest.raises(error, match=match):
+        Budget(kind, value)
+
+
+def test_budget_params_rejects_bad_counts():
+    budget = Budget("c", 32)
+    with pytest.raises(ValueError, match="n_users must be >= 0, got -1"):
+        budget.params(-1, 1)
+    with pytest.raises(TypeError, match="n_items must be an integer, got float"):
+        budget.params(1, 2.0)
+    with pytest.raises(TypeError, match="n_users must be an integer, got bool"):
+        budget.params(True, 2)
+
+
+def test_budget_str_and_value_semantics():
+    assert str(Budget("c", 32)) == "c=32"
+    assert str(Budget("B", 0.5)) == "B=0.5"
+    assert str(Budget("c", 0.29)) == "c=0.29"
+    assert str(Budget("c", np.float32(8.0))) == "c=8"
+    assert Budget("c", 32) == Budget("c", 32.0)
+    assert hash(Budget("c", 32)) == hash(Budget("c", 32.0))
+    assert Budget("c", 32) != Budget("B", 32)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Budget("c", 32).value = 16.0  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------- distributions
@@ -315,6 +379,148 @@ def test_assign_by_frequency_length_mismatch():
         assign_by_frequency(np.array([2, 1]), np.array([1, 2, 3]))
 
 
+# ---------------------------------------------------------------- decisions
+
+
+def legacy_mapping(action) -> np.ndarray:
+    """The env's action mapping before SizeDecision, kept here to pin the arithmetic bit for bit."""
+    array = np.asarray(action, dtype=np.float64)
+    return 1e-6 + (1.0 - 2.0 * 1e-6) * (array + 1.0) / 2.0
+
+
+def test_action_eps():
+    assert ACTION_EPS == SizeDecision.ACTION_EPS == 1e-6
+
+
+def test_from_action_exact_values():
+    decision = SizeDecision.from_action(np.float32([-1.0, 0.0, 1.0]))
+    assert decision == SizeDecision(1e-06, 0.5, 0.9999990000000001)
+    assert decision.ratio == ACTION_EPS
+    assert decision.alpha_item == pytest.approx(1 - ACTION_EPS, abs=1e-15)
+    assert SizeDecision.from_action((-0.5, 0.5, 0)) == SizeDecision(0.2500005, 0.7499995, 0.5)
+    assert all(type(value) is float for value in dataclasses.astuple(decision))
+
+
+@FAST
+@given(action=st.lists(st.floats(-1, 1, width=32), min_size=3, max_size=3))
+@example(action=[-1.0, 0.0, 1.0])
+@example(action=[1e-30, -1e-30, 2**-20])
+def test_from_action_is_bit_identical_to_legacy_mapping(action):
+    array = np.float32(action)
+    decision = SizeDecision.from_action(array)
+    assert decision.as_array().dtype == np.float64
+    assert decision.as_array().tobytes() == legacy_mapping(array).tobytes()
+    assert SizeDecision.from_action(array.tolist()) == decision
+
+
+@FAST
+@given(action=st.lists(st.floats(-1, 1, width=32), min_size=3, max_size=3))
+@example(action=[-1.0, 0.0, 1.0])
+@example(action=[-0.999, 1e-30, 0.999])
+def test_to_action_inverts_from_action(action):
+    array = np.float32(action)
+    back = SizeDecision.from_action(array).to_action()
+    assert back.dtype == np.float32 and back.shape == (3,)
+    # Exact wherever float64 rounding (~1e-16) is below half a float32 step; near 0 it is not.
+    exact = np.abs(array) >= 2.0**-20
+    np.testing.assert_array_equal(back[exact], array[exact])
+    assert np.abs(back - array).max() <= 1e-12
+
+
+@FAST
+@given(values=st.tuples(OPEN_UNIT, OPEN_UNIT, OPEN_UNIT))
+def test_decision_round_trips_through_action(values):
+    decision = SizeDecision(*values)
+    action = decision.to_action()
+    assert (np.abs(action) <= 1.0).all()
+    again = SizeDecision.from_action(action).as_array()
+    np.testing.assert_allclose(again, np.clip(values, ACTION_EPS, 1 - ACTION_EPS), atol=1e-7)
+
+
+def test_to_action_clips_decisions_no_action_reaches():
+    action = SizeDecision(1e-9, 0.5, 1 - 1e-9).to_action()
+    np.testing.assert_array_equal(action, np.float32([-1.0, 0.0, 1.0]))
+
+
+@pytest.mark.parametrize(
+    ("action", "match"),
+    [
+        ([0.5, 0.5], r"action must have shape \(3,\), got \(2,\)"),
+        ([[0.5, 0.5, 0.5]], r"action must have shape \(3,\), got \(1, 3\)"),
+        (0.5, r"action must have shape \(3,\), got \(\)"),
+        ([0.0, math.nan, 0.0], r"action must be finite, got \[0.0, nan, 0.0\]"),
+        ([0.0, 0.0, -math.inf], "action must be finite, got"),
+        ([1.5, 0.0, 0.0], r"action values must lie in \[-1, 1\], got \[1.5, 0.0, 0.0\]"),
+        (np.float32([0.0, -1.0001, 0.0]), r"action values must lie in \[-1, 1\]"),
+        ([0.5 + 1j, 0.0, 0.0], r"action must be 3 real numbers, got \[\(0.5\+1j\), 0.0, 0.0\]"),
+        (np.array([0.5 + 0j, 0.0, 0.0]), "action must be 3 real numbers"),  # imag 0: still refused
+        ([np.complex128(0.5), 0.0, 0.0], "action must be 3 real numbers"),
+        ("abc", "action must be 3 real numbers, got 'abc'"),
+        (["0.5", "0.5", "0.5"], "action must be 3 real numbers"),
+        ({"ratio": 0.5}, "action must be 3 real numbers"),
+        ([True, False, True], "action must be 3 real numbers"),
+        ([None, 0.0, 0.0], "action must be 3 real numbers"),
+        ([[0.1, 0.2], [0.3]], "action must be 3 real numbers"),
+        (None, "action must be 3 real numbers, got None"),
+    ],
+)
+def test_from_action_rejects_bad_action(action, match):
+    with pytest.raises(ValueError, match=match):
+        SizeDecision.from_action(action)
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        ((0.0, 0.5, 0.5), r"ratio must be finite and in the open interval \(0, 1\), got 0.0"),
+        ((0.5, 1.0, 0.5), r"alpha_user must be finite and in the open interval \(0, 1\)"),
+        ((0.5, 0.5, math.nan), "alpha_item must be finite .*got nan"),
+        ((0.5, 0.5, -0.1), "alpha_item must be finite"),
+        ((True, 0.5, 0.5), r"ratio must be a real number in the open interval \(0, 1\), got True"),
+        ((0.5, "0.5", 0.5), "alpha_user must be a real number in the open interval"),
+        ((0.5, 0.5, 0.5j), "alpha_item must be a real number"),
+    ],
+)
+def test_decision_rejects_bad_fields(values, match):
+    with pytest.raises(ValueError, match=match):
+        SizeDecision(*values)
+
+
+def test_decision_is_a_frozen_value():
+    decision = SizeDecision(np.float32(0.25), 0.5, np.float64(0.75))
+    assert decision == SizeDecision(0.25, 0.5, 0.75)
+    assert all(type(value) is float for value in dataclasses.astuple(decision))
+    np.testing.assert_array_equal(decision.as_array(), [0.25, 0.5, 0.75])
+    assert decision.as_array().dtype == np.float64
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.ratio = 0.5  # type: ignore[misc]
+
+
+def test_coerce_passes_instances_through_and_validates_arrays():
+    decision = SizeDecision(0.3, 0.4, 0.6)
+    assert SizeDecision.coerce(decision) is decision
+    for form in ([0.3, 0.4, 0.6], (0.3, 0.4, 0.6), np.array([0.3, 0.4, 0.6])):
+        assert SizeDecision.coerce(form) == decision
+    as_float32 = SizeDecision.coerce(np.float32([0.3, 0.4, 0.6]))
+    assert as_float32.ratio == float(np.float32(0.3))
+
+
+@pytest.mark.parametrize(
+    ("decision", "match"),
+    [
+        (None, r"the action \(ratio, alpha_user, alpha_item\) is required, got None"),
+        ([0.5, 0.5], r"the action must have shape \(3,\) .*got \(2,\)"),
+        ([0.5 + 1j, 0.5, 0.5], "the action must be 3 real numbers"),
+        (np.array([0.5, 0.5, 0.5], dtype=complex), "the action must be 3 real numbers"),
+        (["0.5", "0.5", "0.5"], "the action must be 3 real numbers"),
+        ([0.5, 0.5, 1.0], r"alpha_item must be finite and in the open interval \(0, 1\)"),
+    ],
+)
+def test_coerce_rejects_bad_decision(decision, match):
+    with pytest.raises(ValueError, match=match):
+        SizeDecision.coerce(decision)
+
+
 # ---------------------------------------------------------------- sizers
 
 
@@ -384,6 +590,7 @@ def test_distribution_sizer_accepts_instance_and_custom_bounds():
         ([0.5, 0.5], r"shape \(3,\) .*got \(2,\)"),
         ([[0.5, 0.5, 0.5]], r"shape \(3,\) .*got \(1, 3\)"),
         (["a", "b", "c"], "the action must be 3 real numbers"),
+        (np.array([0.5 + 0.5j, 0.5, 0.5]), "the action must be 3 real numbers"),
         ([0.0, 0.5, 0.5], r"ratio must be finite and in the open interval \(0, 1\), got 0.0"),
         ([0.5, 1.0, 0.5], r"alpha_user must be finite and in the open interval \(0, 1\)"),
         ([0.5, 0.5, math.nan], r"alpha_item must be finite .*got nan"),
@@ -395,6 +602,41 @@ def test_distribution_sizer_rejects_bad_action(action, match):
     freq = np.array([1, 2, 3])
     with pytest.raises(ValueError, match=match):
         DistributionSizer().sizes(action, freq, freq, 100)
+
+
+@FAST
+@given(
+    name=st.sampled_from(BUILTIN),
+    action=st.lists(st.floats(-1, 1, width=32), min_size=3, max_size=3),
+    n_users=st.integers(0, 5_000),
+    n_items=st.integers(0, 5_000),
+    mean_size=st.floats(1.0, 300.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_distribution_sizer_same_sizes_for_decision_and_array(
+    name, action, n_users, n_items, mean_size, seed
+):
+    rng = np.random.default_rng(seed)
+    user_freq, item_freq = random_freq(rng, n_users), random_freq(rng, n_items)
+    budget = max(int(mean_size * (n_users + n_items)), n_users + n_items)
+    decision = SizeDecision.from_action(np.float32(action))
+    sizer = DistributionSizer(name)
+    expected = sizer.sizes(decision, user_freq, item_freq, budget)
+    for form in (decision.as_array(), decision.as_array().tolist(), legacy_mapping(action)):
+        result = sizer.sizes(form, user_freq, item_freq, budget)
+        np.testing.assert_array_equal(result.user_sizes, expected.user_sizes)
+        np.testing.assert_array_equal(result.item_sizes, expected.item_sizes)
+        assert result.user_params == expected.user_params
+
+
+def test_baseline_sizers_accept_and_ignore_a_decision():
+    freq = np.array([4, 0, 9])
+    decision = SizeDecision(0.1, 0.2, 0.3)
+    for sizer in (UniformSizer(), FrequencySizer(1.0)):
+        with_decision = sizer.sizes(decision, freq, freq, 60)
+        without = sizer.sizes(None, freq, freq, 60)
+        np.testing.assert_array_equal(with_decision.user_sizes, without.user_sizes)
+        np.testing.assert_array_equal(with_decision.item_sizes, without.item_sizes)
 
 
 @pytest.mark.parametrize("sizer", [DistributionSizer(), UniformSizer(), FrequencySizer(0.5)])

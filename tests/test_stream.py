@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -257,6 +259,62 @@ def test_cache_invalidation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
         rebuilt = load_stream("toy", config=config, cache_dir=tmp_path)
     np.testing.assert_array_equal(rebuilt.users, first.users)
     assert Stream.load(files[0]).n_interactions == first.n_interactions
+
+
+@pytest.mark.parametrize("differs", ["configuration", "source fingerprint"])
+def test_cache_file_of_another_stream_is_rebuilt(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, differs: str
+) -> None:
+    """A valid cache file of stream A copied onto the path of stream B is not served as B."""
+    toy = random_interactions(seed=3)
+    source = {"fingerprint": "v1"}
+
+    def fake_load(dataset: str, data_dir: object = None, **options: object) -> Interactions:
+        return Interactions(toy.frame, "toy", source["fingerprint"])
+
+    monkeypatch.setattr("scall_env.stream.load_interactions", fake_load)
+    config_a = StreamConfig(k_core=3, n_segments=4)
+    config_b = StreamConfig(k_core=3, n_segments=5) if differs == "configuration" else config_a
+    load_stream("toy", config=config_a, cache_dir=tmp_path)
+    (file_a,) = (tmp_path / "streams").glob("*.npz")
+    if differs == "source fingerprint":
+        source["fingerprint"] = "v2"
+    wanted = load_stream("toy", config=config_b, cache_dir=tmp_path)
+    (file_b,) = set((tmp_path / "streams").glob("*.npz")) - {file_a}
+    shutil.copyfile(file_a, file_b)
+
+    with pytest.warns(RuntimeWarning, match="rebuilding the stream") as record:
+        loaded = load_stream("toy", config=config_b, cache_dir=tmp_path)
+
+    message = str(record[0].message)
+    assert str(file_b) in message and f"another {differs}" in message
+    assert (loaded.config, loaded.fingerprint) == (config_b, source["fingerprint"])
+    for name in ("users", "items", "bounds", "user_labels", "item_labels"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(wanted, name))
+    assert all(np.array_equal(x, y) for x, y in zip(loaded.replay, wanted.replay, strict=True))
+    # the rebuilt stream took the file's place: served again without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = load_stream("toy", config=config_b, cache_dir=tmp_path)
+    assert (again.config, again.fingerprint) == (config_b, source["fingerprint"])
+
+
+def test_numpy_settings_share_the_cache_of_python_ones(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    toy = random_interactions(seed=3)
+    monkeypatch.setattr("scall_env.stream.load_interactions", lambda dataset, **options: toy)
+    plain = StreamConfig(k_core=3, n_segments=4, replay_ratio=0.25, seed=1)
+    numpy = StreamConfig(
+        k_core=np.int64(3), n_segments=np.int32(4), replay_ratio=np.float64(0.25), seed=np.int64(1)
+    )
+    assert numpy.cache_key("toy") == plain.cache_key("toy")
+    first = load_stream("toy", config=numpy, cache_dir=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = load_stream("toy", config=plain, cache_dir=tmp_path)
+    assert len(list((tmp_path / "streams").glob("*.npz"))) == 1
+    np.testing.assert_array_equal(again.users, first.users)
 
 
 def test_corrupt_file_error_names_it(tmp_path: Path) -> None:

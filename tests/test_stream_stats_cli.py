@@ -1,27 +1,52 @@
-"""scripts/stream_stats.py: JSON output, options, bad arguments."""
+"""scall_cli.stream_stats (scall-stream-stats, scripts/stream_stats.py): JSON, options, errors."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import sysconfig
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
+
+import scall_cli.stream_stats as stream_stats
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "stream_stats.py"
 
 
-def run(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), "--cache-dir", str(cache), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+class Outcome(NamedTuple):
+    """Exit status and captured output of one in-process ``main`` call."""
+
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def test_synthetic_json(tmp_path: Path) -> None:
+Runner = Callable[..., Outcome]
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Runner:
+    """Call :func:`scall_cli.stream_stats.main` with ``--cache-dir``; argparse exits are caught."""
+
+    def call(*args: str, cache: Path) -> Outcome:
+        try:
+            code = stream_stats.main(["--cache-dir", str(cache), *args])
+        except SystemExit as exc:
+            code = exc.code
+        captured = capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
+    return call
+
+
+def test_synthetic_json(run: Runner, tmp_path: Path) -> None:
     out = run("--dataset", "synthetic", "--n-segments", "5", "--json", cache=tmp_path)
     assert out.returncode == 0, out.stderr
     stats = json.loads(out.stdout)
@@ -32,7 +57,7 @@ def test_synthetic_json(tmp_path: Path) -> None:
     assert stats["n_interactions"] == sum(row["n_interactions"] for row in stats["segments"])
 
 
-def test_dataset_options_and_table(tmp_path: Path) -> None:
+def test_dataset_options_and_table(run: Runner, tmp_path: Path) -> None:
     out = run(
         "--dataset", "synthetic", "--option", "n_users=300", "--option", "n_items=200",
         "--option", "n_interactions=8000", "--k-core", "5", "--n-segments", "4", cache=tmp_path,
@@ -50,13 +75,32 @@ def test_dataset_options_and_table(tmp_path: Path) -> None:
         (["--segmentation", "time"], "needs a finite time_window"),
     ],
 )
-def test_bad_arguments_fail_fast(args: list[str], message: str, tmp_path: Path) -> None:
+def test_bad_arguments_fail_fast(
+    run: Runner, args: list[str], message: str, tmp_path: Path
+) -> None:
     out = run("--dataset", "synthetic", *args, cache=tmp_path)
     assert out.returncode == 2
     assert message in out.stderr
 
 
-def test_help_documents_every_option(tmp_path: Path) -> None:
+def test_help_documents_every_option(run: Runner, tmp_path: Path) -> None:
     out = run("--help", cache=tmp_path)
     for option in ("--dataset", "--data-dir", "--n-segments", "--k-core", "--json", "--seed"):
         assert option in out.stdout
+    assert out.returncode == 0 and stream_stats.__doc__.splitlines()[0] in out.stdout
+
+
+def test_script_shim_runs_the_module() -> None:
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert "usage: stream_stats.py" in out.stdout and "--segmentation" in out.stdout
+    assert stream_stats.__doc__.splitlines()[0] in out.stdout
+
+
+def test_console_script_is_installed() -> None:
+    (point,) = entry_points(group="console_scripts", name="scall-stream-stats")
+    assert point.load() is stream_stats.main
+    search = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
+    assert shutil.which("scall-stream-stats", path=search), "run pip install -e . first"

@@ -1,0 +1,90 @@
+"""Argument parsing shared by the command lines: argument types, common options, error exits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, NoReturn
+
+import gymnasium as gym
+
+#: Errors that a bad configuration raises in the env, the stream or the harness; the command
+#: lines report them as ``error: <message>`` with exit status 2 instead of a traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, FileNotFoundError)
+
+
+def new_parser(
+    doc: str | None, formatter_class: type[argparse.HelpFormatter] | None = None
+) -> argparse.ArgumentParser:
+    """A parser whose description is ``doc`` (the module docstring), its layout kept.
+
+    Args:
+        doc: The description, normally the command's module docstring.
+        formatter_class: Help formatter; default :class:`argparse.RawDescriptionHelpFormatter`
+            (the description keeps its line breaks, option help is re-wrapped).
+    """
+    return argparse.ArgumentParser(
+        description=doc, formatter_class=formatter_class or argparse.RawDescriptionHelpFormatter
+    )
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """Parse a JSON object given on the command line (an argparse ``type``)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text!r}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object like '{{\"key\": 1}}', got {text!r}"
+        )
+    return value
+
+
+def positive_int(text: str) -> int:
+    """Parse an integer >= 1 (an argparse ``type``)."""
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` -> ``(key, value)``: the value read as JSON when it parses, else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_device(parser: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    """``--device``: the torch device of the agent and the recommender."""
+    shown = "%(default)s" if default is not None else "auto"
+    parser.add_argument(
+        "--device",
+        default=default,
+        help=f"torch device of the agent and recommender: auto, cpu, cuda (default: {shown})",
+    )
+
+
+def add_no_progress(parser: argparse.ArgumentParser, what: str = "the progress bar") -> None:
+    """``--no-progress``: hide the training progress bars."""
+    parser.add_argument("--no-progress", action="store_true", help=f"hide {what}")
+
+
+def check_env(parser: argparse.ArgumentParser, env_id: str) -> None:
+    """Exit with a usage error (status 2) unless ``env_id`` is a registered Gymnasium env."""
+    if env_id not in gym.registry:
+        scall_ids = sorted(k for k in gym.registry if k.startswith("Scall-"))
+        parser.error(f"unknown env {env_id!r}; registered: {', '.join(scall_ids)}")
+
+
+def fail(parser: argparse.ArgumentParser, exc: BaseException) -> NoReturn:
+    """Exit with status 2 and ``error: <exc>`` on stderr (a bad setting found after parsing)."""
+    parser.exit(2, f"error: {exc}\n")

@@ -1,0 +1,150 @@
+"""Inspect a stream: per-segment entity and interaction counts after filtering and splitting.
+
+Example (``scall-stream-stats`` is the installed console script; ``python scripts/stream_stats.py``
+takes the same arguments):
+    scall-stream-stats --dataset ml-1m --n-segments 10 --k-core 10 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from scall_cli._args import USER_ERRORS, fail, key_value, new_parser
+from scall_env.data import DATASETS
+from scall_env.stream import SEGMENTATIONS, StreamConfig, load_stream
+
+COLUMNS = ("segment", "n_interactions", "n_users", "n_items", "n_train", "n_test", "n_test_users")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``scall-stream-stats`` parser; its description is this module's docstring."""
+    defaults = StreamConfig()
+    parser = new_parser(__doc__, argparse.RawTextHelpFormatter)
+    parser.add_argument(
+        "--dataset", default="ml-1m", choices=DATASETS, help="dataset name (default: ml-1m)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with the dataset files or zip (default: $SCALL_DATA_DIR, then the cache dir)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="where processed streams are cached; default: $SCALL_CACHE_DIR or ~/.cache/scall",
+    )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="rebuild the stream and write no cache file"
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        type=key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset option, repeatable (e.g. path=reviews.json, sep=';', n_users=500)",
+    )
+    parser.add_argument(
+        "--k-core",
+        type=int,
+        default=defaults.k_core,
+        help=f"minimum interactions per user and item (default: {defaults.k_core})",
+    )
+    parser.add_argument(
+        "--segmentation",
+        choices=SEGMENTATIONS,
+        default=defaults.segmentation,
+        help="count: equal-count segments; new_entities: a new segment after N new\n"
+        "users+items; time: fixed time windows (default: count)",
+    )
+    parser.add_argument(
+        "--n-segments",
+        type=int,
+        default=defaults.n_segments,
+        help=f"segments for --segmentation count (default: {defaults.n_segments})",
+    )
+    parser.add_argument(
+        "--new-entity-threshold",
+        type=int,
+        default=defaults.new_entity_threshold,
+        help="new users+items per segment for --segmentation new_entities "
+        f"(default: {defaults.new_entity_threshold})",
+    )
+    parser.add_argument(
+        "--time-window",
+        type=float,
+        default=None,
+        help="window length in seconds for --segmentation time",
+    )
+    parser.add_argument(
+        "--replay-ratio",
+        type=float,
+        default=defaults.replay_ratio,
+        help=f"replay sample size as a share of the segment (default: {defaults.replay_ratio})",
+    )
+    parser.add_argument(
+        "--train-fraction",
+        type=float,
+        default=defaults.train_fraction,
+        help=f"training share of [replay; segment] (default: {defaults.train_fraction})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help=f"replay sampling seed (default: {defaults.seed})",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build (or read from the cache) the stream and print its statistics; returns the exit status.
+
+    Args:
+        argv: The arguments without the program name; default ``sys.argv[1:]``.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    try:
+        config = StreamConfig(
+            k_core=args.k_core,
+            segmentation=args.segmentation,
+            n_segments=args.n_segments,
+            new_entity_threshold=args.new_entity_threshold,
+            time_window=args.time_window,
+            replay_ratio=args.replay_ratio,
+            train_fraction=args.train_fraction,
+            seed=args.seed,
+        )
+        stream = load_stream(
+            args.dataset,
+            config=config,
+            data_dir=args.data_dir,
+            cache_dir=args.cache_dir,
+            use_cache=not args.no_cache,
+            **dict(args.option),
+        )
+    except USER_ERRORS as exc:
+        fail(parser, exc)
+    stats = stream.stats()
+    if args.json:
+        json.dump(stats, sys.stdout, indent=2)
+        print()
+        return 0
+    print(
+        f"{stats['dataset']}: {stats['n_interactions']} interactions, {stats['n_users']} users, "
+        f"{stats['n_items']} items after the {config.k_core}-core filter, "
+        f"{stats['n_segments']} segments"
+    )
+    print(" ".join(f"{c:>14}" for c in COLUMNS))
+    for row in stats["segments"]:
+        print(" ".join(f"{row[c]:>14}" for c in COLUMNS))
+    return 0
+
+
+if __name__ == "__main__":  # python -m scall_cli.stream_stats
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""SCALL's search protocol without Gymnasium: start, trial, commit.
+
+:class:`SearchCore` owns the stream, the committed model, the reference fitness and the
+evaluators, and runs the three operations of the protocol:
+
+* :meth:`~SearchCore.start`: segment ``D_0`` with uniform sizes, trained to convergence (cached
+  in memory and on disk, keyed by every setting and the seed);
+* :meth:`~SearchCore.trial`: sizes from a decision on the segment being searched, a fresh model
+  trained ``trial_batches`` batches, its metrics (what the agent is rewarded for);
+* :meth:`~SearchCore.commit`: sizes from a decision on the *next* segment, the model warm-started
+  from the committed one and trained to convergence, its metrics recorded; the stream advances.
+
+The Gymnasium env (:mod:`scall_env.env`), the benchmarks and the reference script all run the
+protocol through this class, so what they time and report is what the env does. Seeds are
+arguments: the caller decides where they come from (the env draws them from its generator).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from scall_env.cache import ModelCache
+from scall_env.config import EnvConfig
+from scall_env.recsys import Evaluator, Recommender, make_model
+from scall_env.recsys.training import (
+    ConvergenceResult,
+    DivergenceError,
+    train_batches,
+    train_to_convergence,
+)
+from scall_env.segment import Segment
+from scall_env.sizing import SizeAssignment, SizeDecision, UniformSizer
+from scall_env.stream import Stream, load_stream
+
+SEGMENT0_CACHE_VERSION = 2
+"""Bumped whenever the segment-0 training or its record changes meaning."""
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """One search trial.
+
+    Attributes:
+        segment: Index of the segment searched.
+        sizes: The sizes tried.
+        metrics: Recall/NDCG@{5,10,20} and ``fitness`` of the trial model.
+        model: The trial model (fresh, trained ``trial_batches`` batches).
+    """
+
+    segment: int
+    sizes: SizeAssignment
+    metrics: dict[str, float]
+    model: Recommender
+
+    @property
+    def fitness(self) -> float:
+        """Mean of Recall@20 and NDCG@20 over the segment's test users."""
+        return float(self.metrics["fitness"])
+
+
+class SearchCore:
+    """The protocol's state and operations for one :class:`~scall_env.config.EnvConfig`.
+
+    Attributes:
+        config: The settings.
+        sizer: Maps decisions to sizes.
+        model: The committed model (``None`` before :meth:`start`).
+        segment_index: The last committed segment, which is the one being searched.
+        reference: Fitness of the committed model after its first chunk on that segment.
+        committed: Records of the committed segments (segment 0 first).
+        committed_sizes: Sizes of the last committed segment.
+    """
+
+    def __init__(self, config: EnvConfig) -> None:
+        self.config = config
+        self.sizer = config.make_sizer()
+        self.budget = config.parameter_budget
+        self._stream: Stream | None = None
+        self._evaluators: dict[int, Evaluator] = {}
+        self._segment0: dict[int, tuple[dict[str, torch.Tensor], dict[str, Any]]] = {}
+        folder = config.cache_folder
+        self._model_cache = ModelCache(None if folder is None else folder / "segment0")
+        self.model: Recommender | None = None
+        self.segment_index = 0
+        self.reference = float("nan")
+        self.committed: list[dict[str, Any]] = []
+        self.committed_sizes: SizeAssignment | None = None
+
+    # ------------------------------------------------------------------ inputs
+    @property
+    def stream(self) -> Stream:
+        """The stream (built, or loaded from the cache, on first use)."""
+        if self._stream is None:
+            cfg = self.config
+            self._stream = load_stream(
+                cfg.dataset,
+                config=cfg.stream_config,
+                data_dir=cfg.data_dir,
+                cache_dir=cfg.cache_folder,
+                use_cache=cfg.use_cache,
+                **cfg.dataset_options,
+            )
+        return self._stream
+
+    @property
+    def n_segments(self) -> int:
+        """Segments in the stream."""
+        return len(self.stream)
+
+    @property
+    def done(self) -> bool:
+        """True once the last segment is committed."""
+        return self.segment_index >= self.n_segments - 1
+
+    def segment(self, t: int) -> Segment:
+        """Segment ``t`` of the stream."""
+        return self.stream.segment(t)
+
+    def budget_params(self, segment: Segment) -> int:
+        """The parameter budget on ``segment``."""
+        return self.budget.params(segment.n_users, segment.n_items)
+
+    def evaluator(self, segment: Segment) -> Evaluator:
+        """The (cached) evaluator of ``segment``."""
+        if segment.index not in self._evaluators:
+            self._evaluators[segment.index] = Evaluator(segment, device=self.config.device)
+        return self._evaluators[segment.index]
+
+    def check_budget(self) -> None:
+        """Raise ``ValueError`` if the stream has fewer than 2 segments (nothing to search and
+        commit), or if some segment's entities do not fit the budget at ``min_size``."""
+        n = self.n_segments
+        if n < 2:
+            raise ValueError(
+                f"the stream has {n} segment; the search needs at least 2 "
+                "(segment 0 is trained with uniform sizes, later ones are searched and committed)"
+            )
+        min_size = self.config.min_size
+        for t in range(n):
+            n_users, n_items = self.stream.entity_counts(t)
+            need = (n_users + n_items) * min_size
+            have = self.budget.params(n_users, n_items)
+            if have < need:
+                raise ValueError(
+                    f"budget {self.budget} allows {have} parameters on segment {t}, but its "
+                    f"{n_users} users and {n_items} items need at least {need} at "
+                    f"min_size={min_size}"
+                )
+
+    def sizes(self, decision: SizeDecision | None, segment: Segment) -> SizeAssignment:
+        """Sizes of ``segment``'s entities for ``decision`` under the budget."""
+        return self.sizer.sizes(
+            decision,
+            segment.user_freq,
+            segment.item_freq,
+            self.budget_params(segment),
+            d_max=self.config.d_max,
+            min_size=self.config.min_size,
+        )
+
+    def new_model(self, segment: Segment, sizes: SizeAssignment, seed: int) -> Recommender:
+        """A freshly initialised base model for ``segment`` with ``sizes``."""
+        return make_model(
+            self.config.base_model,
+            segment,
+            sizes.user_sizes,
+            sizes.item_sizes,
+            d_max=self.config.d_max,
+            seed=seed,
+            device=self.config.device,
+        )
+
+    # -------------------------------------------------------------- protocol
+    def start(self, seed: int) -> dict[str, Any]:
+        """Commit ``D_0``: uniform sizes trained to convergence (from the cache when present).
+
+        Returns:
+            Segment 0's record (also the first entry of :attr:`committed`).
+        """
+        self.check_budget()
+        segment = self.segment(0)
+        sizes = UniformSizer().sizes(
+            None,
+            segment.user_freq,
+            segment.item_freq,
+            self.budget_params(segment),
+            d_max=self.config.d_max,
+            min_size=self.config.min_size,
+        )
+        model = self.new_model(segment, sizes, seed)
+        settings = self._segment0_settings(seed)
+        cached = self._segment0.get(seed) or self._model_cache.load(settings, self.config.device)
+        if cached is None:
+            with _on_segment(0):
+                result = train_to_convergence(
+                    model,
+                    segment,
+                    self.config.train_config,
+                    seed=seed,
+                    evaluator=self.evaluator(segment),
+                )
+            record = self._record(segment, result, sizes, None)
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self._model_cache.save(settings, state, record)
+            cached = (state, record)
+        self._segment0[seed] = cached
+        state, record = cached
+        model.load_state_dict(state)
+        self._install(model, sizes, record, first=True)
+        return dict(record)
+
+    def trial(self, decision: SizeDecision | None, seed: int) -> TrialResult:
+        """Train a fresh model with the decision's sizes on the segment being searched.
+
+        Raises:
+            RuntimeError: Before :meth:`start`.
+            DivergenceError: Training produced a non-finite loss.
+        """
+        self._require_started()
+        segment = self.segment(self.segment_index)
+        sizes = self.sizes(decision, segment)
+        model = self.new_model(segment, sizes, seed)
+        with _on_segment(segment.index):
+            train_batches(
+                model, segment, self.config.trial_batches, self.config.train_config, seed=seed
+            )
+        return TrialResult(segment.index, sizes, self.evaluator(segment).evaluate(model), model)
+
+    def commit(
+        self,
+        decision: SizeDecision | None,
+        model_seed: int,
+        train_seed: int,
+        *,
+        action: Any = None,
+    ) -> dict[str, Any]:
+        """Commit the next segment: its sizes, a warm start, training to convergence.
+
+        Args:
+            decision: The size decision for the next segment (``None`` for baseline sizers).
+            model_seed: Seed of the new entities' initial values.
+            train_seed: Seed of the training batches.
+            action: What to record as the record's ``action`` (e.g. the env's raw action).
+
+        Returns:
+            The committed segment's record (also appended to :attr:`committed`).
+
+        Raises:
+            RuntimeError: Before :meth:`start`, when every segment is committed, or when
+                training diverges.
+        """
+        self._require_started()
+        if self.done:
+            raise RuntimeError("every segment is already committed; reset()")
+        segment = self.segment(self.segment_index + 1)
+        sizes = self.sizes(decision, segment)
+        model = self.new_model(segment, sizes, model_seed)
+        model.warm_start(self.model)
+        with _on_segment(segment.index):
+            result = train_to_convergence(
+                model,
+                segment,
+                self.config.train_config,
+                seed=train_seed,
+                evaluator=self.evaluator(segment),
+            )
+        self._evaluators.pop(self.segment_index, None)  # the searched segment is done with
+        record = self._record(segment, result, sizes, action)
+        self._install(model, sizes, record, first=False)
+        return dict(record)
+
+    # ------------------------------------------------------------- internals
+    def _install(
+        self, model: Recommender, sizes: SizeAssignment, record: dict[str, Any], first: bool
+    ) -> None:
+        self.model = model
+        self.segment_index = record["segment"]
+        self.reference = record["reference_fitness"]
+        self.committed_sizes = sizes
+        self.committed = [record] if first else [*self.committed, record]
+
+    def _require_started(self) -> None:
+        if self.model is None:
+            raise RuntimeError("call reset() (SearchCore.start) first")
+
+    def _record(
+        self, segment: Segment, result: ConvergenceResult, sizes: SizeAssignment, action: Any
+    ) -> dict[str, Any]:
+        return {
+            "segment": segment.index,
+            **{k: float(v) for k, v in result.metrics.items()},
+            # the fitness after the first chunk is what trials are compared with
+            "reference_fitness": float(result.fitness[0]),
+            "params_used": int(sizes.params_used),
+            "budget_params": self.budget_params(segment),
+            "chunks": int(result.chunks_run),
+            "action": None if action is None else [float(a) for a in np.asarray(action)],
+        }
+
+    def _segment0_settings(self, seed: int) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "version": SEGMENT0_CACHE_VERSION,
+            "stream": self.stream.config.cache_key(self.stream.fingerprint),
+            "train": asdict(cfg.train_config),
+            "base_model": cfg.base_model,
+            "d_max": cfg.d_max,
+            "min_size": cfg.min_size,
+            "budget": [cfg.budget_type, float(cfg.budget)],
+            "device": cfg.device.type,
+            "seed": seed,
+        }
+
+
+@contextlib.contextmanager
+def _on_segment(index: int) -> Iterator[None]:
+    """Name the segment in a divergence error (raised before anything is cached or reported)."""
+    try:
+        yield
+    except DivergenceError as exc:
+        raise DivergenceError(f"segment {index}: {exc}") from exc

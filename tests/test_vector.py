@@ -1,0 +1,114 @@
+"""Commit policies that travel: the agent's deterministic action reaches envs in subprocesses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.vec_env import SubprocVecEnv
+
+import scall_env  # noqa: F401  (registers the ids)
+from agents.baselines import FixedBaseline
+from agents.commit import CommitPolicySync, PolicySnapshot
+from scall_env.env import ScallEnv
+
+ENV_ID = "Scall-Synthetic-v0"
+SMALL: dict[str, Any] = {"search_steps": 2, "trial_batches": 5, "max_chunks": 2, "device": "cpu"}
+
+
+def small_env(cache_dir: Path, **kwargs: Any) -> gym.Env:
+    return gym.make(ENV_ID, cache_dir=cache_dir, **SMALL, **kwargs)
+
+
+def test_policy_snapshot_is_the_agents_deterministic_action(tmp_path: Path) -> None:
+    env = small_env(tmp_path)
+    agent = SAC("MlpPolicy", env, seed=3, device="cpu", learning_starts=0, batch_size=2)
+    obs = env.observation_space.sample()
+    snapshot = PolicySnapshot(agent)
+    np.testing.assert_array_equal(snapshot(obs), agent.predict(obs, deterministic=True)[0])
+    agent.learn(4)  # the agent changes, the snapshot does not
+    assert not np.array_equal(snapshot(obs), agent.predict(obs, deterministic=True)[0])
+
+
+def test_async_gym_vector_env_commits_the_policy_action(tmp_path: Path) -> None:
+    small_env(tmp_path).reset(seed=0)  # warm the stream cache before the workers start
+    agent = SAC("MlpPolicy", small_env(tmp_path), seed=0, device="cpu")
+    snapshot = PolicySnapshot(agent)
+    envs = gym.make_vec(
+        ENV_ID,
+        num_envs=2,
+        vectorization_mode="async",
+        vector_kwargs={"context": "forkserver"},  # a fork of a process using torch can hang
+        cache_dir=tmp_path,
+        commit="policy",
+        commit_policy=snapshot,
+        **SMALL,
+    )
+    try:
+        envs.reset(seed=[0, 1])
+        actions = np.zeros((2, 3), dtype=np.float32)
+        _, _, _, _, infos = envs.step(actions)
+        assert "commit" not in infos
+        _, _, _, _, infos = envs.step(actions)  # second trial: both envs commit
+        for i in range(2):
+            seen = np.asarray(infos["commit_observation"][i])
+            committed = np.asarray(infos["commit"]["action"][i], dtype=np.float32)
+            np.testing.assert_array_equal(committed, snapshot(seen))
+        # a new policy reaches the workers through call()
+        fixed = PolicySnapshot(FixedBaseline(action=[0.5, -0.25, 0.75]))
+        envs.call("set_commit_policy", fixed)
+        envs.step(actions)
+        _, _, _, _, infos = envs.step(actions)
+        for i in range(2):
+            np.testing.assert_allclose(infos["commit"]["action"][i], [0.5, -0.25, 0.75])
+    finally:
+        envs.close()
+
+
+class CommitChecker(BaseCallback):
+    """Compares every commit made in a worker with the model's deterministic action."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checked = 0
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            if "commit" in info:
+                expected = self.model.predict(info["commit_observation"], deterministic=True)[0]
+                np.testing.assert_array_equal(
+                    np.asarray(info["commit"]["action"], dtype=np.float32), expected
+                )
+                self.checked += 1
+        return True
+
+
+def test_subproc_vec_env_sac_learns_with_the_agents_commit_action(tmp_path: Path) -> None:
+    small_env(tmp_path).reset(seed=0)  # warm the stream cache before the workers start
+    vec = SubprocVecEnv(
+        [lambda: small_env(tmp_path, commit="policy") for _ in range(2)],
+        start_method="forkserver",
+    )
+    try:
+        agent = SAC("MlpPolicy", vec, seed=0, device="cpu", learning_starts=0, batch_size=4)
+        checker = CommitChecker()
+        agent.learn(total_timesteps=8, callback=CallbackList([CommitPolicySync(), checker]))
+        assert checker.checked == 4  # 4 steps per env, a commit every 2 trials
+    finally:
+        vec.close()
+
+
+def test_policy_commit_without_a_policy_is_a_clear_error(tmp_path: Path) -> None:
+    env = ScallEnv(**{**gym.spec(ENV_ID).kwargs, **SMALL}, cache_dir=tmp_path, commit="policy")
+    env.reset(seed=0)
+    env.step(np.zeros(3, dtype=np.float32))
+    assert env.policy_due()
+    with pytest.raises(RuntimeError, match="commit='policy' needs a commit policy"):
+        env.step(np.zeros(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="commit_policy must be a callable"):
+        env.set_commit_policy("not callable")  # type: ignore[arg-type]
