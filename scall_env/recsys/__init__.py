@@ -29,6 +29,7 @@ from scall_env.recsys.sparse import canonical_csr, to_torch_csr, torch_csr
 from scall_env.recsys.training import (
     BPRMargins,
     ConvergenceResult,
+    DivergenceError,
     TrainConfig,
     Trainer,
     bpr_loss,
@@ -45,6 +46,7 @@ __all__ = [
     "ConvergenceResult",
     "DEFAULT_COLUMN_CHUNK",
     "DEFAULT_KS",
+    "DivergenceError",
     "Evaluator",
     "FITNESS_K",
     "LightGCN",

@@ -16,13 +16,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         The resolved device.
 
     Raises:
-        ValueError: If ``device`` is not a valid device specification.
+        ValueError: If ``device`` is not a valid device specification, or names CUDA on a
+            machine without it (at construction, not at the first tensor).
     """
     if isinstance(device, torch.device):
         return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
-    except RuntimeError as exc:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
         raise ValueError(f"invalid device {device!r}: {exc}") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} asks for CUDA, which is not available here; use 'auto' or 'cpu'"
+        )
+    return resolved

@@ -88,8 +88,12 @@ class Evaluator:
         self._items = torch.from_numpy(items).to(self.device)
 
         test_rows = canonical_csr(segment.test)[users]
+        # n_pos counts every test item, also those outside the candidates (never hits).
         n_pos = np.diff(test_rows.indptr)
         self._n_pos = torch.from_numpy(n_pos).to(self.device, torch.float64)
+        # Training items are masked to -inf so known positives take no top-K slot. Both masks are
+        # flat ids (test-user index * n_candidates + candidate position) in row order: a user
+        # batch [lo, hi) is the slice ptr[lo]:ptr[hi], minus lo * n_candidates.
         self._excl_ptr, self._excl_flat = _flat_entries(
             canonical_csr(canonical_csr(segment.train_graph)[users][:, items]), self.device
         )
@@ -101,8 +105,8 @@ class Evaluator:
         discount = 1.0 / np.log2(np.arange(k_max, dtype=np.float64) + 2.0)
         self._discount = torch.from_numpy(discount).to(self.device)
         ideal = np.cumsum(discount)
-        # Ideal DCG of each user at each K: over min(K, n_pos) positions (test users have
-        # n_pos >= 1; the clip only guards the index).
+        # Ideal DCG of each user at each K: all hits first, so the discount summed over
+        # min(K, n_pos) positions (test users have n_pos >= 1; the clip only guards the index).
         idcg = np.stack([ideal[np.clip(np.minimum(k, n_pos), 1, None) - 1] for k in self.ks])
         self._idcg = torch.from_numpy(idcg).to(self.device)
 
@@ -135,6 +139,8 @@ class Evaluator:
         cand = item_emb.to(self.device).index_select(0, self._items).T.contiguous()
         user_emb = user_emb.to(self.device)
         n_cand = self.n_candidates
+        # One topk at the largest K serves every K (topk is sorted: its first k columns are the
+        # top k), on a dense batch x candidates score matrix per user batch.
         k_top = min(self.ks[-1], n_cand)
         recall_sum = torch.zeros(len(self.ks), dtype=torch.float64, device=self.device)
         ndcg_sum = torch.zeros_like(recall_sum)

@@ -108,7 +108,7 @@ class Recommender(nn.Module, abc.ABC):
     def propagate(
         self, user_raw: torch.Tensor, item_raw: torch.Tensor, *, active_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Turns raw embeddings into final embeddings.
+        """Turns raw embeddings into final embeddings (documented here once for every model).
 
         Args:
             user_raw: Masked user table, ``n_users x width``.
@@ -223,16 +223,7 @@ class MF(Recommender):
     def propagate(
         self, user_raw: torch.Tensor, item_raw: torch.Tensor, *, active_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns the raw embeddings unchanged.
-
-        Args:
-            user_raw: Masked user table.
-            item_raw: Masked item table.
-            active_only: Ignored (MF has no work to skip).
-
-        Returns:
-            ``(user_raw, item_raw)``.
-        """
+        """MF: the raw embeddings unchanged (``active_only`` is moot: there is no work to skip)."""
         return user_raw, item_raw
 
 
@@ -285,17 +276,8 @@ class LightGCN(Recommender):
     def propagate(
         self, user_raw: torch.Tensor, item_raw: torch.Tensor, *, active_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Propagates over the graph and averages the layer outputs.
-
-        Args:
-            user_raw: Masked user table.
-            item_raw: Masked item table.
-            active_only: If True, only the segment's active users and items are exact (the
-                last layer skips the other rows).
-
-        Returns:
-            Final user and item embeddings.
-        """
+        """LightGCN: mean of layer outputs ``0..n_layers``, run through the sparse plan."""
+        # Users then items, the row order of A_hat: both tables go through each layer together.
         x = torch.cat([user_raw, item_raw])
         out = LightGCNPropagation.apply(x, self.plan, active_only)
         return out[: self.n_users], out[self.n_users :]

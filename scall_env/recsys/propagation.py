@@ -185,6 +185,8 @@ class PropagationPlan(nn.Module):
         self.n_rows = n_rows
         self.width = int(width)
         adjacency = _scipy_adjacency(segment)
+        # The full matrix and the active-row operators depend only on the segment, so all models
+        # of a segment share them (cached); only the column blocks below depend on the sizes.
         self.register_buffer("adjacency", segment_adjacency(segment, dev, dtype), persistent=False)
 
         active = np.concatenate(
@@ -196,6 +198,7 @@ class PropagationPlan(nn.Module):
         act_rows, act_cols = _cached(
             segment, ("active", dev, dtype), lambda: _rows_and_cols(adjacency, active, dtype, dev)
         )
+        # Backward zeroes the gradient rows that the restricted last product never wrote.
         act_mask = np.zeros(n_rows)
         act_mask[active] = 1.0
         self.register_buffer("active", torch.from_numpy(active).to(dev), persistent=False)
@@ -205,6 +208,10 @@ class PropagationPlan(nn.Module):
         self.register_buffer("active_rows", act_rows, persistent=False)
         self.register_buffer("active_cols", act_cols, persistent=False)
 
+        # Column block [lo, hi) of a prefix-masked input is non-zero only on rows S = {size > lo}:
+        # the first forward product needs only A[:, S] and the last backward one only A[S, :].
+        # Both are stored (A symmetric: A[:, S] = A[S, :]^T) so no batch transposes a CSR matrix.
+        # Blocks where S is every row use the shared full matrix instead of a copy.
         self.blocks: list[tuple[int, int, bool]] = []
         edges = [0, *(e for e in BLOCK_EDGES if e < self.width), self.width]
         prev_count = -1
@@ -277,9 +284,12 @@ class PropagationPlan(nn.Module):
         n_layers = self.n_layers
         if n_layers == 0:
             return x.clone()
+        # Horner form x + A (x + A (... + A x)), updated in place: there is no autograd in here.
         h = self._input_product(x)
         for step in range(1, n_layers):
             z = h.add_(x)
+            # BPR reads only active rows, so the last product skips the rest (for L = 1 the one
+            # product is the block-split input product, which stays whole).
             if step == n_layers - 1 and active_only:
                 out = x.clone()
                 out.index_add_(0, self.active, self._matmul(self.active_rows, z))
@@ -301,11 +311,15 @@ class PropagationPlan(nn.Module):
         grad = grad / (n_layers + 1)
         if n_layers == 0:
             return grad
+        # A is symmetric, so the adjoint of sum_l A^l is the same Horner chain applied to the
+        # gradient, with the same matrices as the forward pass. Restricted, only the active rows'
+        # gradient reaches the A^l terms, so the first product reads just those rows.
         restricted = active_only and n_layers >= 2
         v = grad * self.active_mask if restricted else grad
         k = v
         for step in range(n_layers):
             z = v if step == 0 else k.add_(v)
+            # The table's mask discards entries past each size: compute only block rows S.
             if step == n_layers - 1:
                 k = self._output_product(z)
             elif step == 0 and restricted:
@@ -327,30 +341,14 @@ class LightGCNPropagation(torch.autograd.Function):
     def forward(
         ctx: Any, x: torch.Tensor, plan: PropagationPlan, active_only: bool
     ) -> torch.Tensor:
-        """Runs :meth:`PropagationPlan.forward_product`.
-
-        Args:
-            ctx: Autograd context.
-            x: Prefix-masked ``n_rows x width`` input.
-            plan: The sparse operators.
-            active_only: Restrict the last product to the active rows.
-
-        Returns:
-            The propagated ``n_rows x width`` matrix.
-        """
+        """Runs :meth:`PropagationPlan.forward_product` (arguments as there)."""
+        # The map is linear, so backward needs only the operators: no tensor is saved, and the
+        # forward pass may reuse its buffers in place.
         ctx.plan = plan
         ctx.active_only = active_only
         return plan.forward_product(x, active_only)
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        """Runs :meth:`PropagationPlan.backward_product`.
-
-        Args:
-            ctx: Autograd context holding the plan.
-            grad_output: Gradient with respect to the output.
-
-        Returns:
-            The gradient with respect to ``x``, and nothing for the plan and the flag.
-        """
+        """Runs :meth:`PropagationPlan.backward_product`; nothing for the plan and the flag."""
         return ctx.plan.backward_product(grad_output, ctx.active_only), None, None

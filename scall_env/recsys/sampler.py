@@ -105,11 +105,13 @@ class BPRSampler:
         )
         seen_pos = seen_active.indices.astype(np.int64)
         self._seen_indptr = seen_active.indptr.astype(np.int64)
-        # Rejection lookup: sorted keys user * n_active + position, closed by a sentinel larger
-        # than any query so that searchsorted always lands on a valid index.
+        # Rejection lookup: keys user * n_active + position, sorted as built (canonical CSR: rows in
+        # order, sorted within), so one searchsorted tests a whole batch of draws, no row loop.
+        # A sentinel larger than any query keeps every searchsorted result a valid index.
         self._seen_keys = np.append(seen_rows * n_active + seen_pos, np.iinfo(np.int64).max)
         # Exact fallback: within a row, (s_j - j) is non-decreasing for sorted seen positions s_j,
-        # and the r-th unseen position is r + #{j : s_j - j <= r}.
+        # and the r-th unseen position is r + #{j : s_j - j <= r}. Offsetting by row keeps each
+        # row's keys apart, so one global searchsorted minus the row start counts within the row.
         rank_in_row = np.arange(seen_pos.shape[0], dtype=np.int64) - self._seen_indptr[seen_rows]
         self._gap_keys = seen_rows * (n_active + 1) + (seen_pos - rank_in_row)
         self._n_free = n_active - np.diff(self._seen_indptr)
@@ -148,6 +150,8 @@ class BPRSampler:
 
     def _negative_positions(self, users: np.ndarray) -> np.ndarray:
         """Draws, per user, a uniform position in ``active_items`` outside the user's seen row."""
+        # Typical users have seen few active items, so most draws pass in round one; the cap bounds
+        # the cost for users who have seen nearly all. Both paths are uniform over unseen items.
         out = np.empty(users.shape[0], dtype=np.int64)
         todo = np.arange(users.shape[0])
         for _ in range(self.max_rejection_rounds):

@@ -29,6 +29,10 @@ from scall_env.recsys.sparse import torch_csr
 from scall_env.segment import Segment
 
 
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss (the learning rate is too large, say)."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Training hyper-parameters (defaults are the paper's).
@@ -87,9 +91,10 @@ class BPRMargins(torch.autograd.Function):
     """Per-triple margins ``score(u, neg) - score(u, pos)`` as sparse products.
 
     Equivalent to ``(U[users] * (I[neg] - I[pos])).sum(1)`` under autograd, without the
-    ``batch x d`` gathered copies: the scores of the distinct (user, item) pairs are one sampled
-    dense-dense product (SDDMM) at the batch's sparsity pattern ``P``, and the backward pass is two
-    sparse-dense products ``G I`` and ``G^T U`` with the per-pair coefficients ``G``.
+    ``batch x d`` gathered copies (and their gradients) that plain autograd would hold: the scores
+    of the distinct (user, item) pairs are one sampled dense-dense product (SDDMM) at the batch's
+    sparsity pattern ``P``, and the backward pass is two sparse-dense products ``G I`` and
+    ``G^T U`` with the per-pair coefficients ``G``.
     """
 
     @staticmethod
@@ -115,13 +120,17 @@ class BPRMargins(torch.autograd.Function):
             The ``len(users)`` margins.
         """
         n_users, n_items = user_emb.shape[0], item_emb.shape[0]
+        # Flat keys user * n_items + item, sorted and deduplicated: the order is row-major, so the
+        # distinct pairs are a CSR pattern as they stand, and a repeated pair is scored once.
         keys = torch.cat([users * n_items + pos_items, users * n_items + neg_items])
         pairs, pair_of = torch.unique(keys, sorted=True, return_inverse=True)
         rows, cols = pairs // n_items, pairs % n_items
         crow = _crow(rows, n_users)
         pattern = torch_csr(crow, cols, user_emb.new_zeros(pairs.shape[0]), (n_users, n_items))
+        # U I^T evaluated only at the pattern: one dot product per pair, no gathered rows.
         scores = torch.sparse.sampled_addmm(pattern, user_emb, item_emb.T, beta=0.0).values()
         batch = users.shape[0]
+        # Saved: the embeddings (the gradients need them) and per-pair ids; nothing batch x d.
         ctx.save_for_backward(user_emb, item_emb, crow, rows, cols, pair_of)
         return scores[pair_of[batch:]] - scores[pair_of[:batch]]
 
@@ -129,22 +138,16 @@ class BPRMargins(torch.autograd.Function):
     def backward(
         ctx: Any, grad_output: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, None, None, None]:
-        """Returns ``(G I, G^T U)`` for the per-pair coefficients ``G``.
-
-        Args:
-            ctx: Autograd context with the embeddings and the pattern.
-            grad_output: Gradient with respect to the margins.
-
-        Returns:
-            Gradients for the user and item embeddings, nothing for the ids.
-        """
+        """Returns ``(G I, G^T U)`` for the per-pair coefficients ``G``; nothing for the ids."""
         user_emb, item_emb, crow, rows, cols, pair_of = ctx.saved_tensors
         n_users, n_items = user_emb.shape[0], item_emb.shape[0]
         batch = grad_output.shape[0]
+        # A margin is +score(neg) - score(pos); a pair used by several triples sums their terms.
         coef = grad_output.new_zeros(rows.shape[0])
         coef.index_add_(0, pair_of[batch:], grad_output)
         coef.index_add_(0, pair_of[:batch], grad_output, alpha=-1)
         user_grad = torch_csr(crow, cols, coef, (n_users, n_items)) @ item_emb
+        # G^T as its own CSR (pairs re-sorted item-major) rather than transposing G on the fly.
         order = torch.argsort(cols * n_users + rows)
         transposed = torch_csr(
             _crow(cols[order], n_items), rows[order], coef[order], (n_items, n_users)
@@ -245,6 +248,7 @@ class Trainer:
 
         Raises:
             ValueError: If ``n_batches < 0``.
+            DivergenceError: If a loss is not finite.
         """
         if n_batches < 0:
             raise ValueError(f"n_batches must be >= 0, got {n_batches}")
@@ -252,7 +256,15 @@ class Trainer:
         losses = torch.empty(n_batches, dtype=torch.float64, device=self.model.device)
         for i in range(n_batches):
             losses[i] = self.step()
-        return losses.cpu().numpy()
+        values = losses.cpu().numpy()
+        # one check per run, not per batch: a device sync per batch would cost more than it saves
+        if not np.isfinite(values).all():
+            first = self.batches_done - n_batches + int(np.flatnonzero(~np.isfinite(values))[0])
+            raise DivergenceError(
+                f"training diverged: non-finite loss at batch {first}"
+                f" (lr {self.config.lr}, l2_reg {self.config.l2_reg}); lower lr and try again"
+            )
+        return values
 
 
 def train_batches(
