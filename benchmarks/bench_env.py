@@ -1,6 +1,7 @@
-"""Time reset and step of the registered SCALL environments.
+"""Time reset and step of the registered SCALL environments, through ``gym.make``.
 
-Each environment runs in its own fresh subprocess (so its ``peak_rss_mb`` is its own) with a fresh
+Each environment (``ScallEnv``, whose reset and steps run ``scall_env.search.SearchCore``) runs
+in its own fresh subprocess (``_common.run_child``, so its ``peak_rss_mb`` is its own) with a fresh
 temporary cache folder (``cache_dir=``), so the first reset is honest: it builds the stream and
 trains segment 0 to convergence. Reported per environment (seconds):
 
@@ -36,13 +37,9 @@ Example (prints JSON)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from typing import Any
@@ -50,7 +47,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from _common import rounded
+from _common import (
+    ChildError,
+    child_env,
+    int_at_least,
+    load_average,
+    machine,
+    make_parser,
+    print_report,
+    run_child,
+)
 
 from scall_env import ENV_KWARGS  # importing scall_env registers the ids
 
@@ -78,9 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     Returns:
         The parsed arguments (``env`` expanded to a list of ids).
     """
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__, ("data_dir", "seed", "threads", "omp_wait_policy", "json"))
     parser.add_argument(
         "--env",
         action="append",
@@ -90,35 +94,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "default: Scall-Synthetic-v0",
     )
     parser.add_argument(
-        "--data-dir", default=None, help="folder holding the datasets (default: $SCALL_DATA_DIR)"
-    )
-    parser.add_argument(
         "--steps",
-        type=int,
+        type=int_at_least(0),
         default=None,
         help="steps per environment (default: 3 for Scall-ML1M-v0, 12 for the others)",
     )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of reset and of the actions (default: 0)"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=0, help="torch threads (default 0: torch's default)"
-    )
-    parser.add_argument(
-        "--omp-wait-policy",
-        choices=("inherit", "passive", "active"),
-        default="passive",
-        help="OMP_WAIT_POLICY of the environment subprocesses (default: passive, what importing "
-        "scall_env before torch sets; 'inherit' keeps this shell's). With the spinning "
-        "policy any other busy process on a 2-core machine can slow small torch ops many times",
-    )
-    parser.add_argument(
-        "--in-process",
-        action="store_true",
-        help="run the (single) environment in this process and print its JSON (what the "
-        "per-environment subprocesses run)",
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     ids: list[str] = []
     for name in args.env or ["Scall-Synthetic-v0"]:
@@ -128,10 +108,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             if env_id not in ids:
                 ids.append(env_id)
     args.env = ids
-    if args.steps is not None and args.steps < 0:
-        parser.error("--steps must be >= 0")
-    if args.in_process and len(ids) != 1:
-        parser.error("--in-process takes exactly one --env")
     return args
 
 
@@ -165,6 +141,7 @@ def bench_env(env_id: str, steps: int, seed: int, data_dir: str | None) -> dict[
         env = gym.make(env_id, cache_dir=cache_dir, **kwargs)
         make_s = time.perf_counter() - start
         core = env.unwrapped
+        config = core.config
         start = time.perf_counter()
         stream = core.stream
         stream_s = time.perf_counter() - start
@@ -218,13 +195,14 @@ def bench_env(env_id: str, steps: int, seed: int, data_dir: str | None) -> dict[
         ]
         result: dict[str, Any] = {
             "env": env_id,
-            "base_model": core.base_model,
-            "dataset": core.dataset,
+            "base_model": config.base_model,
+            "dataset": config.dataset,
             "n_segments": len(stream),
-            "search_steps": core.search_steps,
-            "trial_batches": core.trial_batches,
-            "batch_size": core.train_config.batch_size,
-            "d_max": core.d_max,
+            "search_steps": config.search_steps,
+            "trial_batches": config.trial_batches,
+            "batch_size": config.batch_size,
+            "d_max": config.d_max,
+            "device": str(config.device),
             "obs_dim": int(env.observation_space.shape[0]),
             "steps": steps,
             "make_s": make_s,
@@ -240,7 +218,6 @@ def bench_env(env_id: str, steps: int, seed: int, data_dir: str | None) -> dict[
             "episode_resets_s": episode_resets,
             "step_times_s": [r["s"] for r in records],
             "rewards": [r["reward"] for r in records],
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "torch_threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
         }
@@ -257,16 +234,6 @@ def bench_env(env_id: str, steps: int, seed: int, data_dir: str | None) -> dict[
     return result
 
 
-def _child_command(args: argparse.Namespace, env_id: str, steps: int) -> list[str]:
-    """Command line of the subprocess benchmarking ``env_id``."""
-    command = [sys.executable, os.path.abspath(__file__), "--in-process", "--json"]
-    command += ["--env", env_id, "--steps", str(steps), "--seed", str(args.seed)]
-    command += ["--threads", str(args.threads)]
-    if args.data_dir is not None:
-        command += ["--data-dir", str(args.data_dir)]
-    return command
-
-
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Benchmarks every requested environment, each in a fresh subprocess.
 
@@ -277,29 +244,27 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         ``{"envs": {id: result}, ...}`` with the machine's CPU count and load averages; a failed
         environment's result holds ``error`` (the tail of its stderr).
     """
-    env = dict(os.environ)
-    if args.omp_wait_policy != "inherit":
-        env["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
-    load_before = os.getloadavg()
+    env = child_env(args.omp_wait_policy, args.threads)
+    load_before = load_average()
     results: dict[str, Any] = {}
     for env_id in args.env:
         steps = args.steps if args.steps is not None else DEFAULT_STEPS.get(env_id, 12)
+        kwargs = {"env_id": env_id, "steps": steps, "seed": args.seed, "data_dir": args.data_dir}
         start = time.perf_counter()
-        completed = subprocess.run(
-            _child_command(args, env_id, steps), capture_output=True, text=True, env=env
-        )
-        if completed.returncode == 0:
-            results[env_id] = json.loads(completed.stdout)
-        else:
-            results[env_id] = {"env": env_id, "error": completed.stderr[-2000:]}
+        try:
+            child = run_child(bench_env, kwargs, env=env)
+            results[env_id] = {**child.value, "peak_rss_mb": child.peak_rss_mb}
+        except ChildError as exc:
+            results[env_id] = {"env": env_id, "error": str(exc)}
         results[env_id]["wall_s"] = time.perf_counter() - start
+    info = machine()
     return {
         "envs": results,
         "seed": args.seed,
-        "cpus": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "loadavg_before": [round(v, 2) for v in load_before],
-        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+        "cpus": info["cpus"],
+        "cpus_usable": info["cpus_usable"],
+        "loadavg_before": load_before,
+        "loadavg_after": info["loadavg"],
     }
 
 
@@ -346,18 +311,7 @@ def main(argv: list[str] | None = None) -> None:
         argv: Arguments (``None``: ``sys.argv[1:]``).
     """
     args = parse_args(argv)
-    if args.in_process:
-        if args.threads > 0:
-            torch.set_num_threads(args.threads)
-        env_id = args.env[0]
-        steps = args.steps if args.steps is not None else DEFAULT_STEPS.get(env_id, 12)
-        print(json.dumps(rounded(bench_env(env_id, steps, args.seed, args.data_dir))))
-        return
-    report = run_benchmark(args)
-    if args.json:
-        print(json.dumps(rounded(report), indent=2))
-    else:
-        print_table(report)
+    print_report(run_benchmark(args), as_json=args.json, table=print_table)
 
 
 if __name__ == "__main__":

@@ -1,28 +1,34 @@
-"""Time one search step of the SCALL protocol on a real stream, piece by piece.
+"""Time one search trial of the SCALL environment: ``SearchCore.trial``, the env's own step.
 
-A *trial* is what one environment step costs: embedding sizes from a power-law action on segment
-``--segment`` of ``--n-segments`` (mean size ``c = --budget``, ``d_max`` 256), a fresh model,
-``--batches`` BPR batches of 10,000 triples from scratch, and one evaluation (Recall/NDCG@20 over
-the segment's test users). Each model's trial runs in its own fresh subprocess, so its
-``peak_rss_mb`` (the child's peak resident memory, stream included) is not mixed with the other
-model's; the parent also records ``getrusage(RUSAGE_CHILDREN)`` after each child.
+A *trial* is what one environment step costs: :meth:`scall_env.search.SearchCore.trial` on
+segment ``--segment`` of ``--n-segments`` (mean size ``c = --budget``, ``d_max`` 256, power-law
+decision ``--decision``): sizes, a fresh model, ``--batches`` BPR batches of ``--batch-size``
+triples from scratch, and one evaluation (Recall/NDCG@20 over the segment's test users). The
+core is configured through ``EnvConfig(base_model=...)`` exactly as ``gym.make`` configures it,
+and put on the segment without training the earlier ones (``_common.place_at_segment``; a trial
+does not depend on the committed model). Each model's trials run in a fresh subprocess
+(``_common.run_child``), so its ``peak_rss_mb`` (the child's peak resident memory, stream
+included) is its own; the parent also records ``getrusage(RUSAGE_CHILDREN)`` after each child.
 
-Reported (seconds unless named otherwise): ``build_s`` (read the ratings and build the stream, no
-cache), ``segment_s`` (materialise the segment), ``sizing_s`` and the sizes' max/mean,
-``{model}_batch_s`` (mean of the trial's batches), ``{model}_trial_s`` with its parts,
-``eval_s`` (best of 3 evaluations of the trained LightGCN model; LightGCN's evaluation includes
-the propagation), ``evaluator_build_s`` (once per segment; the environment caches it, so it is not
-part of a trial), ``{model}_process_warmup_s`` (the first optimiser of a process imports
-``torch._dynamo``, about 1.5 s, once per process: done before the timed trials), ``peak_rss_mb``
-(LightGCN trial), ``torch_threads``, ``cpus`` and the load average before and after (other jobs on
-the machine inflate the timings).
+Reported (seconds unless named otherwise): ``build_s`` (read the ratings and build the stream,
+no cache), ``segment_s`` (materialise the segment), ``sizing_s`` (``SearchCore.sizes``) and the
+sizes' max/mean, ``{model}_trial_s`` (best ``SearchCore.trial``; every one in ``_all``),
+``{model}_batch_s`` (the trial's training time less the trainer set-up, per batch),
+``{model}_parts`` (the trial's calls of ``SearchCore.sizes``, ``SearchCore.new_model`` and the
+evaluation, timed as the trial makes them; ``train_s`` the rest of the trial; the trial's
+``fitness``), ``eval_s`` (best of 3 evaluations of the trained LightGCN model; LightGCN's
+evaluation includes the propagation), ``evaluator_build_s`` (once per segment; the core caches
+it, so it is not part of a trial), ``{model}_process_warmup_s`` (the first optimiser of a process
+imports ``torch._dynamo``, about 1.5 s, once per process: done before the timed trials),
+``peak_rss_mb`` (LightGCN child), ``torch_threads``, ``cpus`` and the load average before and
+after (other jobs on the machine inflate the timings).
 
 Shared machines: torch's OpenMP threads spin while they wait by default; when other processes
 keep the cores busy, small ops then wait for descheduled threads and a batch can take 10-25x
 longer. The trials run with ``OMP_WAIT_POLICY=PASSIVE`` by default (what importing ``scall_env``
 before torch sets); ``--omp-wait-policy active`` or ``inherit`` compares the alternatives.
 
-Example (prints JSON; about a minute on 2 CPU cores)::
+Example (prints JSON; a few minutes on 2 CPU cores)::
 
     python benchmarks/bench_step.py --dataset ml-1m --data-dir ../shared/data --json
 """
@@ -30,22 +36,28 @@ Example (prints JSON; about a minute on 2 CPU cores)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
-import subprocess
-import sys
-import time
 from typing import Any
 
-import numpy as np
 import torch
-from _common import rounded
+from _common import (
+    child_env,
+    int_at_least,
+    load_average,
+    machine,
+    make_parser,
+    peak_rss_mb,
+    place_at_segment,
+    print_report,
+    run_child,
+    timed,
+)
 
-from scall_env.data import load_interactions
-from scall_env.recsys import Evaluator, TrainConfig, Trainer, make_model
-from scall_env.sizing import DistributionSizer, budget_params
-from scall_env.stream import Stream, StreamConfig, build_stream
+from scall_env.config import EnvConfig
+from scall_env.recsys import Trainer
+from scall_env.search import SearchCore
+from scall_env.sizing import SizeDecision
 
 MODEL_NAMES: tuple[str, ...] = ("lightgcn", "mf")
 TARGETS: dict[str, float] = {
@@ -55,54 +67,43 @@ TARGETS: dict[str, float] = {
     "peak_rss_mb": 2048.0,
 }
 """Targets on 2 CPU cores (``peak_rss_mb``: strictly below)."""
+PART_KEYS = ("sizing_s", "model_s", "trainer_setup_s", "train_s", "trial_eval_s", "fitness")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parses the command line.
-
-    Args:
-        argv: Arguments (``None``: ``sys.argv[1:]``).
-
-    Returns:
-        The parsed arguments.
-    """
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    """Parses the command line (``None``: ``sys.argv[1:]``)."""
+    parser = make_parser(__doc__)
+    parser.add_argument(
+        "--segment", type=int_at_least(0), default=5, help="segment searched (default: 5)"
     )
     parser.add_argument(
-        "--dataset", default="ml-1m", help="dataset name of load_interactions (default: ml-1m)"
+        "--batches", type=int_at_least(1), default=200, help="batches per trial (default: 200)"
     )
     parser.add_argument(
-        "--data-dir", default=None, help="folder holding the dataset (default: $SCALL_DATA_DIR)"
-    )
-    parser.add_argument(
-        "--segment", type=int, default=5, help="segment index the trial runs on (default: 5)"
-    )
-    parser.add_argument(
-        "--n-segments", type=int, default=10, help="equal-count segments (default: 10)"
-    )
-    parser.add_argument("--k-core", type=int, default=10, help="k-core filter (default: 10)")
-    parser.add_argument(
-        "--batches", type=int, default=200, help="training batches per trial (default: 200)"
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=10_000, help="BPR triples per batch (default: 10000)"
+        "--batch-size",
+        type=int_at_least(1),
+        default=10_000,
+        help="triples a batch (default: 10000)",
     )
     parser.add_argument(
         "--budget", type=float, default=32, help="budget c, the mean embedding size (default: 32)"
     )
-    parser.add_argument("--d-max", type=int, default=256, help="largest size (default: 256)")
     parser.add_argument(
+        "--d-max", type=int_at_least(1), default=256, help="largest size (default: 256)"
+    )
+    parser.add_argument(
+        "--decision",
         "--action",
+        dest="decision",
         type=float,
         nargs=3,
         default=(0.5, 0.5, 0.5),
         metavar=("RATIO", "ALPHA_USER", "ALPHA_ITEM"),
-        help="power-law decision, each in (0, 1) (default: 0.5 0.5 0.5)",
+        help="the SizeDecision, each in (0, 1) (default: 0.5 0.5 0.5)",
     )
     parser.add_argument(
         "--repeat",
-        type=int,
+        type=int_at_least(1),
         default=1,
         help="repetitions of the stream build and of each trial; the best is reported and "
         "every value listed (default: 1)",
@@ -112,155 +113,163 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         choices=MODEL_NAMES,
         default=list(MODEL_NAMES),
-        help="models whose trials run (default: lightgcn mf)",
+        help="base models whose trials run (default: lightgcn mf)",
     )
-    parser.add_argument(
-        "--threads", type=int, default=0, help="torch threads (default 0: torch's default)"
-    )
-    parser.add_argument(
-        "--omp-wait-policy",
-        choices=("inherit", "passive", "active"),
-        default="passive",
-        help="OMP_WAIT_POLICY of the trial subprocesses (default: passive, what importing "
-        "scall_env before torch sets; 'inherit' keeps this shell's). With the spinning "
-        "policy any other busy process on a 2-core machine can slow small torch ops many times",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="model and sampler seed (default: 0)")
-    parser.add_argument(
-        "--trial-only",
-        choices=MODEL_NAMES,
-        default=None,
-        help="run only this model's trial in this process and print its JSON (what the "
-        "per-model subprocesses run)",
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    for name in ("batches", "batch_size", "repeat", "n_segments", "k_core", "d_max"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    if not 0 <= args.segment < args.n_segments:
+    if args.segment >= args.n_segments:
         parser.error(f"--segment must lie in [0, {args.n_segments})")
+    try:
+        SizeDecision(*args.decision)
+    except ValueError as exc:
+        parser.error(f"--decision: {exc}")
     return args
 
 
-def _timed(fn: Any, *fn_args: Any, **fn_kwargs: Any) -> tuple[Any, float]:
-    """Returns ``(fn(*fn_args, **fn_kwargs), wall-clock seconds)``."""
-    start = time.perf_counter()
-    value = fn(*fn_args, **fn_kwargs)
-    return value, time.perf_counter() - start
+def env_kwargs(args: argparse.Namespace, base_model: str) -> dict[str, Any]:
+    """The ``EnvConfig`` keywords (JSON-ready) of a trial of ``base_model``."""
+    return {
+        "dataset": args.dataset,
+        "data_dir": args.data_dir,
+        "n_segments": args.n_segments,
+        "k_core": args.k_core,
+        "budget": args.budget,
+        "d_max": args.d_max,
+        "base_model": base_model,
+        "trial_batches": args.batches,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "use_cache": False,
+    }
 
 
-def _rss_mb(who: int) -> float:
-    """Peak resident memory in MiB of ``who`` (``RUSAGE_SELF`` or ``RUSAGE_CHILDREN``)."""
-    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
+class _CallTimes:
+    """Seconds spent in some methods of an object, through instance-level wrappers.
+
+    The wrapped methods run unchanged; the caller (``SearchCore.trial``) is not re-implemented.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, obj: Any, method: str, key: str) -> None:
+        original = getattr(obj, method)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            value, seconds = timed(original, *args, **kwargs)
+            self.seconds[key] = self.seconds.get(key, 0.0) + seconds
+            return value
+
+        setattr(obj, method, wrapper)
 
 
-def _build(args: argparse.Namespace) -> tuple[Stream, float]:
-    """Reads the ratings and builds the stream without any cache."""
-    config = StreamConfig(k_core=args.k_core, n_segments=args.n_segments)
-    start = time.perf_counter()
-    stream = build_stream(load_interactions(args.dataset, data_dir=args.data_dir), config)
-    return stream, time.perf_counter() - start
-
-
-def run_trial(args: argparse.Namespace) -> dict[str, Any]:
-    """Times ``args.repeat`` trials of ``args.trial_only`` in this process.
+def trial_timings(
+    config: dict[str, Any], segment: int, decision: list[float], repeat: int, seed: int
+) -> dict[str, Any]:
+    """Times ``repeat`` calls of ``SearchCore.trial`` on ``segment`` in this process.
 
     Args:
-        args: Parsed arguments (``trial_only`` names the model).
+        config: ``EnvConfig`` keywords (:func:`env_kwargs`).
+        segment: The segment searched.
+        decision: ``(ratio, alpha_user, alpha_item)``.
+        repeat: Trials to time; trial ``i`` has seed ``seed + i``.
+        seed: Seed of the first trial (and of the stand-in committed model).
 
     Returns:
-        JSON-ready timings of the best trial, every trial's time and this process's peak memory.
+        JSON-ready timings of the best trial, every trial's time, and the core's fitness of each.
     """
-    name = args.trial_only
-    stream, build_s = _build(args)
-    segment, segment_s = _timed(stream.segment, args.segment)
-    evaluator, evaluator_build_s = _timed(Evaluator, segment)
-    rss_before_mb = _rss_mb(resource.RUSAGE_SELF)
-    config = TrainConfig(batch_size=args.batch_size)
-    budget = budget_params("c", args.budget, segment.n_users, segment.n_items)
-    sizer = DistributionSizer("powerlaw")
+    core = SearchCore(EnvConfig(**config))
+    _, build_s = timed(lambda: core.stream)
+    seg, segment_s = timed(core.segment, segment)
+    place_at_segment(core, segment, seed)
+    evaluator, evaluator_build_s = timed(core.evaluator, seg)
+    evaluate = evaluator.evaluate
+    rss_before_mb = peak_rss_mb()
+    train_config = core.config.train_config
     # The first optimiser of a process imports torch._dynamo (about 1.5 s): a one-off cost that
     # an environment pays in its first reset, not in every trial, so it is timed apart.
-    warm_sizes = np.ones(segment.n_users, dtype=np.int64), np.ones(segment.n_items, dtype=np.int64)
-    warm_model = make_model(name, segment, *warm_sizes, d_max=args.d_max, device="cpu")
-    _, warmup_s = _timed(Trainer, warm_model, segment, config)
-    del warm_model
-    trials: list[dict[str, float]] = []
-    model = None
-    for rep in range(args.repeat):
-        start = time.perf_counter()
-        sizes, sizing_s = _timed(
-            sizer.sizes,
-            args.action,
-            segment.user_freq,
-            segment.item_freq,
-            budget,
-            d_max=args.d_max,
-        )
-        model, model_s = _timed(
-            make_model,
-            name,
-            segment,
-            sizes.user_sizes,
-            sizes.item_sizes,
-            d_max=args.d_max,
-            seed=args.seed + rep,
-            device="cpu",
-        )
-        trainer, trainer_s = _timed(Trainer, model, segment, config)
-        losses, train_s = _timed(trainer.run, args.batches)
-        metrics, trial_eval_s = _timed(evaluator.evaluate, model)
+    _, warmup_s = timed(Trainer, core.model, seg, train_config)
+    calls = _CallTimes()
+    calls.wrap(core, "sizes", "sizing_s")
+    calls.wrap(core, "new_model", "model_s")
+    calls.wrap(evaluator, "evaluate", "trial_eval_s")
+    trials: list[dict[str, Any]] = []
+    result = None
+    size_decision = SizeDecision(*decision)
+    for rep in range(repeat):
+        calls.seconds.clear()
+        result, trial_s = timed(core.trial, size_decision, seed + rep)
+        parts = {key: calls.seconds[key] for key in ("sizing_s", "model_s", "trial_eval_s")}
+        train_s = trial_s - sum(parts.values())
+        # what train_batches builds before its batches, on the same model and segment
+        _, setup_s = timed(Trainer, result.model, seg, train_config, seed=seed + rep)
+        batches = core.config.trial_batches
         trials.append(
             {
-                "trial_s": time.perf_counter() - start,
-                "sizing_s": sizing_s,
-                "model_s": model_s,
-                "trainer_setup_s": trainer_s,
+                "trial_s": trial_s,
+                **parts,
+                "trainer_setup_s": setup_s,
                 "train_s": train_s,
-                "batch_s": train_s / args.batches,
-                "trial_eval_s": trial_eval_s,
-                "final_loss": float(losses[-1]),
-                "fitness": float(metrics["fitness"]),
+                "batch_s": max(train_s - setup_s, 0.0) / batches,
+                "fitness": result.fitness,
             }
         )
-    peak_rss_mb = _rss_mb(resource.RUSAGE_SELF)  # before the extra evaluations below
-    eval_s = min(_timed(evaluator.evaluate, model)[1] for _ in range(3))
+    trial_peak_rss_mb = peak_rss_mb()  # before the extra evaluations below
+    eval_s = min(timed(evaluate, result.model)[1] for _ in range(3))
     best = min(trials, key=lambda trial: trial["trial_s"])
+    sizes = result.sizes
     return {
-        "model": name,
+        "model": core.config.base_model,
         **best,
         "trial_s_all": [trial["trial_s"] for trial in trials],
+        "fitness_all": [trial["fitness"] for trial in trials],
         "eval_s": eval_s,
         "evaluator_build_s": evaluator_build_s,
         "process_warmup_s": warmup_s,
         "build_s": build_s,
         "segment_s": segment_s,
-        "peak_rss_mb": peak_rss_mb,
         "rss_before_trial_mb": rss_before_mb,
+        "trial_peak_rss_mb": trial_peak_rss_mb,
         "size_max": int(max(sizes.user_sizes.max(), sizes.item_sizes.max())),
-        "size_mean": sizes.params_used / (segment.n_users + segment.n_items),
-        "params_used": sizes.params_used,
-        "budget_params": sizes.budget_params,
+        "params_used": int(sizes.params_used),
+        "budget_params": int(sizes.budget_params),
+        "device": str(core.config.device),
         "torch_threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
     }
 
 
-def _child_command(args: argparse.Namespace, name: str) -> list[str]:
-    """Command line of the subprocess running ``name``'s trials."""
-    command = [sys.executable, os.path.abspath(__file__), "--trial-only", name, "--json"]
-    for flag in ("dataset", "segment", "n_segments", "k_core", "batches", "batch_size", "budget"):
-        command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    command += ["--d-max", str(args.d_max), "--repeat", str(args.repeat), "--seed", str(args.seed)]
-    command += ["--threads", str(args.threads), "--action", *map(str, args.action)]
-    if args.data_dir is not None:
-        command += ["--data-dir", str(args.data_dir)]
-    return command
+def _stream_and_sizing(args: argparse.Namespace) -> dict[str, Any]:
+    """Times the stream build (``--repeat`` times, no cache), the segment and the sizing."""
+    builds = []
+    for _ in range(args.repeat):
+        core = SearchCore(EnvConfig(**env_kwargs(args, args.models[0])))
+        builds.append(timed(lambda core=core: core.stream)[1])
+    segment, segment_s = timed(core.segment, args.segment)
+    decision = SizeDecision(*args.decision)
+    sizing = [timed(core.sizes, decision, segment) for _ in range(max(args.repeat, 3))]
+    sizes = sizing[-1][0]
+    return {
+        "n_users": segment.n_users,
+        "n_items": segment.n_items,
+        "train_edges": int(segment.train_graph.nnz),
+        "test_users": int(len(segment.test_users)),
+        "build_s": min(builds),
+        "build_s_all": builds,
+        "segment_s": segment_s,
+        "sizing_s": min(seconds for _, seconds in sizing),
+        "size_max": int(max(sizes.user_sizes.max(), sizes.item_sizes.max())),
+        "size_mean": sizes.params_used / (segment.n_users + segment.n_items),
+        "user_size_max": int(sizes.user_sizes.max()),
+        "user_size_mean": float(sizes.user_sizes.mean()),
+        "item_size_max": int(sizes.item_sizes.max()),
+        "item_size_mean": float(sizes.item_sizes.mean()),
+        "params_used": int(sizes.params_used),
+        "budget_params": int(sizes.budget_params),
+    }
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    """Builds the stream, times the sizing, then each model's trials in fresh subprocesses.
+    """Times the stream and the sizing here, then each model's trials in a fresh subprocess.
 
     Args:
         args: Parsed arguments.
@@ -268,89 +277,52 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     Returns:
         The JSON-ready report.
     """
-    load_before = os.getloadavg()
-    builds = [_build(args) for _ in range(args.repeat)]
-    stream = builds[-1][0]
-    segment, segment_s = _timed(stream.segment, args.segment)
-    budget = budget_params("c", args.budget, segment.n_users, segment.n_items)
-    sizer = DistributionSizer("powerlaw")
-    sizing_s = []
-    for _ in range(max(args.repeat, 3)):
-        sizes, seconds = _timed(
-            sizer.sizes,
-            args.action,
-            segment.user_freq,
-            segment.item_freq,
-            budget,
-            d_max=args.d_max,
-        )
-        sizing_s.append(seconds)
+    load_before = load_average()
     report: dict[str, Any] = {
         "dataset": args.dataset,
         "segment": args.segment,
         "n_segments": args.n_segments,
-        "n_users": segment.n_users,
-        "n_items": segment.n_items,
-        "train_edges": int(segment.train_graph.nnz),
-        "test_users": int(len(segment.test_users)),
         "batches": args.batches,
         "batch_size": args.batch_size,
         "budget_c": args.budget,
         "d_max": args.d_max,
-        "action": list(args.action),
-        "build_s": min(seconds for _, seconds in builds),
-        "build_s_all": [seconds for _, seconds in builds],
-        "segment_s": segment_s,
-        "sizing_s": min(sizing_s),
-        "size_max": int(max(sizes.user_sizes.max(), sizes.item_sizes.max())),
-        "size_mean": sizes.params_used / (segment.n_users + segment.n_items),
-        "user_size_max": int(sizes.user_sizes.max()),
-        "user_size_mean": float(sizes.user_sizes.mean()),
-        "item_size_max": int(sizes.item_sizes.max()),
-        "item_size_mean": float(sizes.item_sizes.mean()),
-        "params_used": sizes.params_used,
-        "budget_params": sizes.budget_params,
+        "action": list(args.decision),
+        **_stream_and_sizing(args),
     }
-    del builds, stream, segment
-    env = dict(os.environ)
-    if args.omp_wait_policy != "inherit":
-        env["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
+    env = child_env(args.omp_wait_policy, args.threads)
     for name in args.models:
-        completed = subprocess.run(
-            _child_command(args, name), check=True, capture_output=True, text=True, env=env
-        )
-        child = json.loads(completed.stdout)
-        report[f"{name}_trial_s"] = child["trial_s"]
-        report[f"{name}_trial_s_all"] = child["trial_s_all"]
-        report[f"{name}_batch_s"] = child["batch_s"]
-        report[f"{name}_eval_s"] = child["eval_s"]
-        report[f"{name}_peak_rss_mb"] = child["peak_rss_mb"]
-        report[f"{name}_rss_children_mb"] = _rss_mb(resource.RUSAGE_CHILDREN)
-        report[f"{name}_parts"] = {
-            key: child[key]
-            for key in (
-                "sizing_s",
-                "model_s",
-                "trainer_setup_s",
-                "train_s",
-                "trial_eval_s",
-                "rss_before_trial_mb",
-                "fitness",
-                "final_loss",
-            )
+        kwargs = {
+            "config": env_kwargs(args, name),
+            "segment": args.segment,
+            "decision": list(args.decision),
+            "repeat": args.repeat,
+            "seed": args.seed,
         }
-        report["evaluator_build_s"] = child["evaluator_build_s"]
-        report[f"{name}_process_warmup_s"] = child["process_warmup_s"]
-        report["torch_threads"] = child["torch_threads"]
-        report["omp_wait_policy"] = child["omp_wait_policy"]
+        child = run_child(trial_timings, kwargs, env=env)
+        value = child.value
+        report[f"{name}_trial_s"] = value["trial_s"]
+        report[f"{name}_trial_s_all"] = value["trial_s_all"]
+        report[f"{name}_batch_s"] = value["batch_s"]
+        report[f"{name}_eval_s"] = value["eval_s"]
+        report[f"{name}_peak_rss_mb"] = child.peak_rss_mb
+        report[f"{name}_rss_children_mb"] = (
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        )
+        report[f"{name}_parts"] = {
+            **{key: value[key] for key in PART_KEYS},
+            "rss_before_trial_mb": value["rss_before_trial_mb"],
+        }
+        report["evaluator_build_s"] = value["evaluator_build_s"]
+        report[f"{name}_process_warmup_s"] = value["process_warmup_s"]
+        for key in ("device", "torch_threads", "omp_wait_policy"):
+            report[key] = value[key]
     if "lightgcn" in args.models:
         report["eval_s"] = report["lightgcn_eval_s"]
         report["peak_rss_mb"] = report["lightgcn_peak_rss_mb"]
-    report["cpus"] = os.cpu_count()
-    report["cpus_usable"] = len(os.sched_getaffinity(0))
+    info = machine()
+    report.update(cpus=info["cpus"], cpus_usable=info["cpus_usable"])
     report["torch_version"] = torch.__version__
-    report["loadavg_before"] = [round(v, 2) for v in load_before]
-    report["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
+    report["loadavg_before"], report["loadavg_after"] = load_before, info["loadavg"]
     report["targets"] = {
         key: {
             "target": target,
@@ -364,11 +336,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    """Prints a short human-readable summary of the report.
-
-    Args:
-        report: The output of :func:`run_benchmark`.
-    """
+    """Prints a short human-readable summary of :func:`run_benchmark`'s report."""
     print(
         f"{report['dataset']} segment {report['segment']}/{report['n_segments']}: "
         f"{report['n_users']} users, {report['n_items']} items, {report['train_edges']} edges; "
@@ -394,7 +362,10 @@ def print_table(report: dict[str, Any]) -> None:
             ]
     rows += [
         ("evaluator build", f"{report['evaluator_build_s']:.3f} s"),
-        ("torch threads / cpus", f"{report['torch_threads']} / {report['cpus']}"),
+        (
+            "device / torch threads / cpus",
+            f"{report['device']} / {report['torch_threads']} / {report['cpus']}",
+        ),
         ("OMP_WAIT_POLICY", report["omp_wait_policy"]),
         ("load avg before / after", f"{report['loadavg_before']} / {report['loadavg_after']}"),
     ]
@@ -407,19 +378,9 @@ def print_table(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Runs the benchmark (or one model's trial with ``--trial-only``) and prints the result.
-
-    Args:
-        argv: Arguments (``None``: ``sys.argv[1:]``).
-    """
+    """Runs the benchmark and prints the result (``argv`` ``None``: ``sys.argv[1:]``)."""
     args = parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    report = run_trial(args) if args.trial_only else run_benchmark(args)
-    if args.json or args.trial_only:
-        print(json.dumps(rounded(report), indent=None if args.trial_only else 2))
-    else:
-        print_table(report)
+    print_report(run_benchmark(args), as_json=args.json, table=print_table)
 
 
 if __name__ == "__main__":

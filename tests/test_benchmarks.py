@@ -1,0 +1,193 @@
+"""The benchmark scripts: shared parser, child runner, and that they time the search core itself.
+
+``benchmarks/`` is a folder of scripts, not a package; its scripts import ``_common`` as a
+top-level module (they run as ``python benchmarks/<name>.py``), so the folder goes on
+``sys.path`` here the same way. Everything runs on tiny synthetic streams.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
+
+import _common  # noqa: E402
+import bench_env  # noqa: E402
+import bench_reference  # noqa: E402
+import bench_step  # noqa: E402
+
+from scall_env.config import EnvConfig  # noqa: E402
+from scall_env.search import SearchCore  # noqa: E402
+from scall_env.sizing import SizeDecision, UniformSizer  # noqa: E402
+
+TINY: dict[str, Any] = {
+    "dataset": "synthetic",
+    "dataset_options": {"n_users": 400, "n_items": 250, "n_interactions": 12_000},
+    "base_model": "mf",
+    "n_segments": 3,
+    "budget": 8,
+    "d_max": 16,
+    "trial_batches": 5,
+    "batch_size": 128,
+    "max_chunks": 3,
+    "device": "cpu",
+    "use_cache": False,
+}
+DECISION = [0.3, 0.2, 0.7]
+
+
+def _error(capsys: pytest.CaptureFixture[str], parse: Any, argv: list[str]) -> str:
+    """The message of an argparse error (exit status 2)."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ parser
+def test_shared_parser_defaults_and_overrides() -> None:
+    args = _common.make_parser(None).parse_args([])
+    assert (args.dataset, args.data_dir, args.n_segments, args.k_core) == ("ml-1m", None, 10, 10)
+    assert (args.seed, args.device, args.threads, args.json) == (0, "auto", 0, False)
+    assert args.omp_wait_policy == "passive"
+    parser = _common.make_parser(None, ("seed", "device"), device="cpu")
+    args = parser.parse_args(["--seed", "3"])
+    assert vars(args) == {"seed": 3, "device": "cpu"}
+    assert "(default: cpu)" in parser.format_help()
+    with pytest.raises(ValueError, match="unknown options"):
+        _common.make_parser(None, ("seed", "nope"))
+    with pytest.raises(ValueError, match="absent options"):
+        _common.make_parser(None, ("seed",), device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--threads", "-1"], "argument --threads: must be an integer >= 0, got -1"),
+        (["--seed", "x"], "argument --seed: expected an integer, got 'x'"),
+        (["--n-segments", "1"], "argument --n-segments: must be an integer >= 2, got 1"),
+        (["--dataset", "nope"], "unknown dataset 'nope'"),
+        (["--omp-wait-policy", "lazy"], "invalid choice: 'lazy'"),
+        (["--device", "nonsense"], "argument --device: invalid device 'nonsense'"),
+    ],
+)
+def test_shared_parser_refuses_with_clear_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert message in _error(capsys, _common.make_parser(None).parse_args, argv)
+
+
+def test_script_parsers(capsys: pytest.CaptureFixture[str]) -> None:
+    args = bench_step.parse_args(["--action", "0.1", "0.2", "0.3", "--models", "mf"])
+    assert args.decision == [0.1, 0.2, 0.3] and args.models == ["mf"]
+    assert "--segment must lie in [0, 10)" in _error(
+        capsys, bench_step.parse_args, ["--segment", "10"]
+    )
+    message = _error(capsys, bench_step.parse_args, ["--decision", "0", "0.5", "0.5"])
+    assert "--decision:" in message and "ratio" in message
+    assert "must be an integer >= 1" in _error(capsys, bench_step.parse_args, ["--batches", "0"])
+    assert "unknown --env 'nope'" in _error(capsys, bench_env.parse_args, ["--env", "nope"])
+    assert bench_env.parse_args(["--env", "all"]).env == list(bench_env.ENV_KWARGS)
+    with pytest.raises(SystemExit) as exit_info:
+        bench_reference.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "Example" in out and "--segments" in out and "--omp-wait-policy" in out
+
+
+# ------------------------------------------------------------------------- child runner
+CHILD_SCRIPT = """
+import os
+
+def report(mb, fail=False):
+    if fail:
+        raise RuntimeError("the child failed on purpose")
+    block = bytearray(mb * 2**20)
+    print("stray output before the result")
+    return {"n": len(block), "policy": os.environ.get("OMP_WAIT_POLICY"),
+            "threads": os.environ.get("OMP_NUM_THREADS"), "nan": float("nan")}
+"""
+
+
+def _child_function(tmp_path: Path) -> Any:
+    import importlib.util
+
+    path = tmp_path / "child_script.py"
+    path.write_text(textwrap.dedent(CHILD_SCRIPT))
+    spec = importlib.util.spec_from_file_location("child_script", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.report
+
+
+def test_run_child_returns_json_and_peak_rss(tmp_path: Path) -> None:
+    report = _child_function(tmp_path)
+    result = _common.run_child(report, {"mb": 64}, env=_common.child_env("active", threads=1))
+    value = result.value
+    assert value["n"] == 64 * 2**20 and value["policy"] == "ACTIVE" and value["threads"] == "1"
+    assert value["nan"] != value["nan"]  # NaN survives the trip
+    assert 64 <= result.peak_rss_mb < 1024 and result.wall_s > 0
+    with pytest.raises(_common.ChildError, match="the child failed on purpose"):
+        _common.run_child(report, {"mb": 1, "fail": True})
+    with pytest.raises(ValueError, match="not a module-level function"):
+        _common.run_child(lambda: None)
+    with pytest.raises(ValueError, match="omp_wait_policy"):
+        _common.child_env("lazy")
+
+
+# ---------------------------------------------------------------------- the search core
+@pytest.mark.parametrize("base_model", ["mf", "lightgcn"])
+def test_bench_step_times_the_core_trial(base_model: str) -> None:
+    config = {**TINY, "base_model": base_model}
+    timings = bench_step.trial_timings(config, segment=1, decision=DECISION, repeat=2, seed=5)
+    # the same trial on a core that really committed segments 0 and 1
+    core = SearchCore(EnvConfig(**config))
+    core.start(seed=0)
+    core.commit(SizeDecision(0.5, 0.5, 0.5), model_seed=1, train_seed=2)
+    expected = [core.trial(SizeDecision(*DECISION), seed=s).fitness for s in (5, 6)]
+    assert timings["fitness_all"] == expected
+    assert timings["model"] == base_model and len(timings["trial_s_all"]) == 2
+    parts = sum(timings[key] for key in ("sizing_s", "model_s", "trial_eval_s"))
+    assert 0 < parts < timings["trial_s"] == min(timings["trial_s_all"])
+    assert timings["batch_s"] >= 0 and timings["params_used"] <= timings["budget_params"]
+
+
+def test_place_at_segment_refuses_out_of_range() -> None:
+    core = SearchCore(EnvConfig(**TINY))
+    with pytest.raises(ValueError, match=r"segment 3 is not in \[0, 3\)"):
+        _common.place_at_segment(core, 3)
+    _common.place_at_segment(core, 2)
+    assert core.segment_index == 2 and core.done
+    assert core.trial(SizeDecision(*DECISION), seed=0).segment == 2
+
+
+def test_bench_reference_one_row_per_segment() -> None:
+    table = bench_reference.reference_table(TINY, segments=3, seed=4)
+    rows = table["segments"]
+    assert [row["segment"] for row in rows] == [0, 1, 2]
+    for row in rows:
+        assert 0 <= row["recall@20"] <= 1 and 0 <= row["ndcg@20"] <= 1
+        assert 1 <= row["chunks"] <= TINY["max_chunks"] and row["wall_s"] > 0
+        assert row["params_used"] == row["budget_params"] == 8 * (row["users"] + row["items"])
+        assert "authors_recall@20" not in row
+    core = SearchCore(EnvConfig(**TINY, sizer=UniformSizer()))
+    record = core.start(seed=4)
+    assert (rows[0]["recall@20"], rows[0]["ndcg@20"]) == (record["recall@20"], record["ndcg@20"])
+    with_authors = bench_reference.reference_table(TINY, segments=1, seed=4, authors=True)
+    assert with_authors["segments"][0]["authors_recall@20"] == 0.0726
+    with pytest.raises(ValueError, match="segments must lie in"):
+        bench_reference.reference_table(TINY, segments=4, seed=4)
+
+
+def test_bench_env_through_gym_make() -> None:
+    result = bench_env.bench_env("Scall-Synthetic-v0", steps=1, seed=0, data_dir=None)
+    assert result["env"] == "Scall-Synthetic-v0" and result["base_model"] == "mf"
+    assert result["search_step_n"] == 1 and result["n_segments"] == 5
+    assert result["first_step_s"] > 0 and "peak_rss_mb" not in result  # the runner adds it
