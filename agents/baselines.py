@@ -62,23 +62,33 @@ class Baseline:
         return self.action(obs), None
 
     def learn(
-        self, total_timesteps: int, callback: Any = None, progress_bar: bool = False
+        self,
+        total_timesteps: int,
+        callback: Any = None,
+        progress_bar: bool = False,
+        max_episodes: int | None = None,
     ) -> Baseline:
         """Play ``total_timesteps`` steps (resetting at episode ends); nothing is learned.
 
         Args:
-            total_timesteps: Environment steps to take.
+            total_timesteps: Environment steps to take at most.
             callback: Ignored (accepted for SB3 compatibility).
             progress_bar: Ignored (accepted for SB3 compatibility).
+            max_episodes: Stop once this many episodes ended (after the reset that follows, as
+                SB3's ``StopTrainingOnMaxEpisodes`` does); ``None``: no limit.
         """
         if self.env is None:
             raise ValueError("learn() needs an environment; pass env= when building the baseline")
         obs, _ = self.env.reset(seed=self.seed)
+        episodes = 0
         for _ in range(total_timesteps):
             obs, _, terminated, truncated, _ = self.env.step(self.predict(obs)[0])
             self.num_timesteps += 1
             if terminated or truncated:
                 obs, _ = self.env.reset()
+                episodes += 1
+                if max_episodes is not None and episodes >= max_episodes:
+                    break
         return self
 
     def save(self, path: str | os.PathLike) -> None:

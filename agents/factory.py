@@ -64,14 +64,27 @@ def load_hyperparams(
     """
     check_algo(algo)
     path = Path(config) if config is not None else CONFIG_DIR / f"{algo}.yaml"
-    if not path.exists():
-        raise FileNotFoundError(f"hyper-parameter file {path} does not exist")
-    sections = yaml.safe_load(path.read_text()) or {}
+    if not path.is_file():
+        raise FileNotFoundError(f"hyper-parameter file {path} does not exist (or is no file)")
+    sections = read_yaml(path, "hyper-parameter file") or {}
     if not isinstance(sections, dict) or not all(
         isinstance(v, dict) for v in sections.values() if v is not None
     ):
         raise ValueError(f"{path} must map section names (env ids or 'default') to mappings")
     return {**(sections.get("default") or {}), **(sections.get(env_id) or {})}
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """The YAML document in ``path``; ``ValueError`` naming the file and the line if malformed."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ValueError(f"{what} {path} is not valid YAML{where}: {problem}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what} {path} is not a text file ({exc})") from exc
 
 
 def env_overrides(algo: str, hyperparams: dict[str, Any]) -> dict[str, Sizer]:

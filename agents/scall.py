@@ -2,15 +2,20 @@
 
 What differs from a stock ``SAC("MlpPolicy", env)``:
 
-* :class:`RecencyReplayBuffer` samples a transition with probability proportional to its
-  insertion index (recent transitions are favoured), and serves batches of 1 until 12 transitions
-  are stored, then the configured batch size (8);
-* :class:`ScallSACPolicy` uses 512-512 ReLU actor and twin critics, Adam with weight decay 1e-4,
-  and clips the actor's gradient norm at 1;
+* :class:`RecencyReplayBuffer` draws transitions without replacement with probability
+  proportional to their insertion index (recent transitions are favoured), and serves batches of
+  1 while at most 12 transitions are stored, then the configured batch size (8);
+* no random warm-up action (``learning_starts=0``): the first action is the policy's;
+* :class:`ScallSACPolicy` uses 512-512 ReLU actor and twin critics with Xavier-uniform weights
+  and zero biases, Adam with weight decay 1e-4, and clips the actor's gradient norm at 1;
 * :class:`ScallSAC` gives the actor its own learning rate (2e-4) beside the critics' (3e-4).
 
 Everything else is SB3's SAC (tanh-squashed Gaussian, log-std clamped to [-20, 2]), so the agent
-saves, loads and logs like any SB3 model.
+saves, loads and logs like any SB3 model. Where SB3 makes an exact match with the authors' code
+impossible: SB3 updates the networks after ``env.step`` returns, so the env's stopping rule
+(evaluated inside the step) sees the policy one update round earlier than the authors' loop,
+which updates before checking it; and SB3's orthogonal initialisation is kept instead of the
+authors' Xavier initialisation.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ PAPER_SETTINGS: dict[str, Any] = {
     "learning_rate": 3e-4,
     "actor_learning_rate": 2e-4,
     "buffer_size": 100_000,
-    "learning_starts": 1,
+    "learning_starts": 0,
     "batch_size": 8,
     "tau": 0.005,
     "gamma": 0.99,
@@ -65,6 +70,12 @@ class ClippedAdam(torch.optim.Adam):
         return super().step(closure)
 
 
+def _xavier(module: torch.nn.Module) -> None:
+    if isinstance(module, torch.nn.Linear):
+        torch.nn.init.xavier_uniform_(module.weight)
+        torch.nn.init.zeros_(module.bias)
+
+
 class ScallSACPolicy(SACPolicy):
     """SAC policy with 512-512 ReLU networks, Adam(weight_decay=1e-4) and actor gradient clipping.
 
@@ -84,6 +95,10 @@ class ScallSACPolicy(SACPolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)
+        # the authors' initialisation; the target critic must start as a copy again
+        self.actor.apply(_xavier)
+        self.critic.apply(_xavier)
+        self.critic_target.load_state_dict(self.critic.state_dict())
         self.actor.optimizer = ClippedAdam(
             self.actor.parameters(),
             max_grad_norm=self.actor_max_grad_norm,
@@ -100,9 +115,10 @@ class ScallSACPolicy(SACPolicy):
 class RecencyReplayBuffer(ReplayBuffer):
     """Replay buffer that favours recent transitions, with a small warm-up batch.
 
-    A stored transition is drawn with probability proportional to its insertion index (the
-    oldest transition still stored has weight 1, the newest the largest). While fewer than
-    ``warmup_transitions`` are stored, batches hold ``warmup_batch_size`` transitions.
+    A batch draws distinct stored transitions (without replacement, as the authors), each with
+    probability proportional to its insertion index (the oldest transition still stored has
+    weight 1, the newest the largest). While at most ``warmup_transitions`` are stored, batches
+    hold ``warmup_batch_size`` transitions; a batch never holds more than what is stored.
 
     Args:
         *args: Passed to :class:`~stable_baselines3.common.buffers.ReplayBuffer`.
@@ -135,13 +151,16 @@ class RecencyReplayBuffer(ReplayBuffer):
             env: Optional ``VecNormalize`` to normalise observations and rewards.
         """
         stored = self.size()
-        if stored < self.warmup_transitions:
+        if stored <= self.warmup_transitions:
             batch_size = self.warmup_batch_size
+        batch_size = min(batch_size, stored)
         # Slot (pos + k) % buffer_size holds the k-th oldest transition when the buffer is full.
         oldest = self.pos if self.full else 0
         weights = np.arange(1, stored + 1, dtype=np.float64)
         # SB3's buffers draw from numpy's global generator, which SB3 seeds (set_random_seed).
-        ranks = np.random.choice(stored, size=batch_size, p=weights / weights.sum())  # noqa: NPY002
+        ranks = np.random.choice(  # noqa: NPY002
+            stored, size=batch_size, replace=False, p=weights / weights.sum()
+        )
         return self._get_samples((oldest + ranks) % self.buffer_size, env=env)
 
 

@@ -10,18 +10,29 @@ from ``shared/spec/SCALL.md``, plus the stream build time and the child's peak m
 happens in a fresh subprocess (``_common.run_child``) with ``--omp-wait-policy`` and
 ``--threads`` applied.
 
-Example (segment 0 alone takes a few minutes on 2 CPU cores)::
+With ``--seeds`` several seeds run one after another (each in its own subprocess) and the
+report gains the mean and standard deviation over seeds; ``--output DIR`` also writes
+``DIR/chunks.csv`` (one row per seed, segment and chunk: Recall@20, NDCG@20, fitness, mean
+training loss, learning rate), ``DIR/curves.png`` (those curves, mean over seeds with the seeds'
+range) and ``DIR/reference.json`` (the report).
+
+Example (about 25 s a segment on 2 CPU cores)::
 
     python benchmarks/bench_reference.py --data-dir ../shared/data --segments 3
+    python benchmarks/bench_reference.py --data-dir ../shared/data --segments 3 \
+        --seeds 0 1 2 --output results/reference
 """
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from _common import child_env, int_at_least, load_average, make_parser, rounded, run_child, timed
+from matplotlib.figure import Figure
 
 from scall_env.config import EnvConfig
 from scall_env.search import SearchCore
@@ -72,11 +83,74 @@ def reference_table(
             "params_used": record["params_used"],
             "budget_params": record["budget_params"],
             "wall_s": wall_s,
+            "chunk_curves": _curves(core),
         }
         if authors and t in AUTHORS:
             row["authors_recall@20"], row["authors_ndcg@20"], row["authors_wall_s"] = AUTHORS[t]
         rows.append(row)
     return {"stream_s": stream_s, "segments": rows}
+
+
+def _curves(core: SearchCore) -> list[dict[str, float]]:
+    """Per-chunk Recall@20, NDCG@20, fitness, loss and learning rate of the last training."""
+    result = core.last_convergence
+    if result is None:
+        return []
+    return [
+        {
+            "chunk": chunk,
+            "recall@20": metrics["recall@20"],
+            "ndcg@20": metrics["ndcg@20"],
+            "fitness": metrics["fitness"],
+            "loss": loss,
+            "lr": lr,
+        }
+        for chunk, (metrics, loss, lr) in enumerate(
+            zip(result.chunk_metrics, result.losses, result.lrs, strict=True)
+        )
+    ]
+
+
+def write_outputs(reports: list[dict[str, Any]], folder: Path) -> pd.DataFrame:
+    """``chunks.csv`` and ``curves.png`` of one report per seed; returns the chunk table."""
+    rows = [
+        {"seed": report["seed"], "segment": row["segment"], **point}
+        for report in reports
+        for row in report["segments"]
+        for point in row["chunk_curves"]
+    ]
+    table = pd.DataFrame(rows)
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "chunks.csv", index=False)
+    metrics = ("recall@20", "ndcg@20", "loss")
+    figure = Figure(figsize=(4 * len(metrics), 3.2), layout="constrained")
+    for ax, metric in zip(figure.subplots(1, len(metrics)), metrics, strict=True):
+        for segment, part in table.groupby("segment"):
+            stats = part.groupby("chunk")[metric].agg(["mean", "min", "max"])
+            (line,) = ax.plot(stats.index, stats["mean"], marker="o", label=f"D{segment}")
+            ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.2)
+            if metric != "loss" and segment in AUTHORS:
+                authors = AUTHORS[segment][0 if metric == "recall@20" else 1]
+                ax.axhline(authors, ls=":", lw=1.2, color=line.get_color())
+        ax.set(xlabel="chunk (200 batches)", ylabel=metric)
+        ax.legend(fontsize="small")
+    figure.suptitle("uniform size 32, warm start: mean over seeds, range shaded; dotted: authors")
+    figure.savefig(folder / "curves.png", dpi=110)
+    return table
+
+
+def _seed_summary(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and std over seeds of each segment's Recall@20, NDCG@20, chunks and best chunk."""
+    frame = pd.DataFrame([row for report in reports for row in report["segments"]])
+    keys = [k for k in ("recall@20", "ndcg@20", "chunks", "best_chunk") if k in frame]
+    stats = frame.groupby("segment")[keys].agg(["mean", "std"])
+    return [
+        {
+            "segment": int(seg),
+            **{f"{k}_{s}": float(stats.loc[seg, (k, s)]) for k in keys for s in ("mean", "std")},
+        }
+        for seg in stats.index
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,6 +178,16 @@ def main(argv: list[str] | None = None) -> None:
         help="base model (default: lightgcn)",
     )
     parser.add_argument("--size", type=float, default=32, help="uniform size c (default: 32)")
+    parser.add_argument(
+        "--seeds",
+        type=int_at_least(0),
+        nargs="+",
+        default=None,
+        help="several seeds, one run each (default: --seed alone)",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=None, help="folder for chunks.csv, curves.png, JSON"
+    )
     args = parser.parse_args(argv)
     if args.segments > args.n_segments:
         parser.error(f"--segments must not exceed --n-segments ({args.n_segments})")
@@ -118,29 +202,37 @@ def main(argv: list[str] | None = None) -> None:
         "use_cache": False,
     }
     load_before = load_average()
-    child = run_child(
-        reference_table,
-        {
-            "config": config,
-            "segments": args.segments,
-            "seed": args.seed,
-            # the authors' figures are for the spec's MovieLens-1M stream
-            "authors": (args.dataset, args.n_segments, args.k_core) == ("ml-1m", 10, 10),
-        },
-        env=child_env(args.omp_wait_policy, args.threads),
-    )
+    reports = []
+    for seed in args.seeds or [args.seed]:
+        child = run_child(
+            reference_table,
+            {
+                "config": config,
+                "segments": args.segments,
+                "seed": seed,
+                # the authors' figures are for the spec's MovieLens-1M stream
+                "authors": (args.dataset, args.n_segments, args.k_core) == ("ml-1m", 10, 10),
+            },
+            env=child_env(args.omp_wait_policy, args.threads),
+        )
+        reports.append(
+            {"seed": seed, **child.value, "peak_rss_mb": child.peak_rss_mb, "wall_s": child.wall_s}
+        )
     report = {
         "dataset": args.dataset,
         "model": args.model,
         "size": args.size,
-        "seed": args.seed,
-        **child.value,
-        "peak_rss_mb": child.peak_rss_mb,
-        "wall_s": child.wall_s,
+        "runs": reports if len(reports) > 1 else None,
+        **(reports[0] if len(reports) == 1 else {"over_seeds": _seed_summary(reports)}),
         "loadavg_before": load_before,
         "loadavg_after": load_average(),
     }
-    print(json.dumps(rounded(report), indent=2))
+    report = {key: value for key, value in report.items() if value is not None}
+    text = json.dumps(rounded(report), indent=2)
+    if args.output is not None:
+        write_outputs(reports, args.output)
+        (args.output / "reference.json").write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

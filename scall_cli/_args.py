@@ -1,16 +1,46 @@
-"""Argument parsing shared by the command lines: argument types, common options, error exits."""
+"""Argument parsing shared by the command lines: argument types, common options, error exits.
+
+Every ordinary mistake ends the same way: exit status 2 and one line ``<prog>: error: <what was
+wrong and what is allowed>`` on stderr, and no output folder left behind (the folders a failed
+run created are removed, see :func:`removed_on_error`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, NoReturn
 
 import gymnasium as gym
 
 #: Errors that a bad configuration raises in the env, the stream or the harness; the command
-#: lines report them as ``error: <message>`` with exit status 2 instead of a traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, FileNotFoundError)
+#: lines report them as ``<prog>: error: <message>`` with exit status 2 instead of a traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) as one space."""
+    return " ".join(text.split())
 
 
 def new_parser(
@@ -23,7 +53,7 @@ def new_parser(
         formatter_class: Help formatter; default :class:`argparse.RawDescriptionHelpFormatter`
             (the description keeps its line breaks, option help is re-wrapped).
     """
-    return argparse.ArgumentParser(
+    return _OneLineParser(
         description=doc, formatter_class=formatter_class or argparse.RawDescriptionHelpFormatter
     )
 
@@ -49,6 +79,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from exc
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """Parse an integer >= 0, such as a seed (an argparse ``type``)."""
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from exc
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
     return value
 
 
@@ -85,6 +126,40 @@ def check_env(parser: argparse.ArgumentParser, env_id: str) -> None:
         parser.error(f"unknown env {env_id!r}; registered: {', '.join(scall_ids)}")
 
 
-def fail(parser: argparse.ArgumentParser, exc: BaseException) -> NoReturn:
-    """Exit with status 2 and ``error: <exc>`` on stderr (a bad setting found after parsing)."""
-    parser.exit(2, f"error: {exc}\n")
+def fail(parser: argparse.ArgumentParser, exc: BaseException | str) -> NoReturn:
+    """Exit with status 2 and ``<prog>: error: <exc>`` (one line) on stderr."""
+    parser.exit(2, f"{parser.prog}: error: {one_line(str(exc))}\n")
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """Raise ``ValueError`` unless ``path`` is, or can be created as, a writable folder.
+
+    Args:
+        path: The output folder.
+        option: How the user gave it (e.g. ``"--save-path"``), for the message.
+    """
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is" if existing == path else f"is inside {existing}, which is"
+        raise ValueError(f"{option} {path} {where} a file; give a folder path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: {existing} is not writable; give a writable folder")
+
+
+@contextlib.contextmanager
+def removed_on_error(path: Path) -> Iterator[None]:
+    """Remove the folders that the block created on the way to ``path`` if it raises a user
+    error (:data:`USER_ERRORS`), so a failed run leaves no folder behind."""
+    created = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        created = folder
+    try:
+        yield
+    except USER_ERRORS:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise

@@ -11,6 +11,11 @@ output folder; command-line options override it. Every run goes through the same
   last segment), ``params_vs_budget.png``;
 * ``runs/``: each run's own outputs (model, results.json, trials.csv, TensorBoard logs).
 
+``--resume`` reuses a run only when its ``results.json`` holds the fingerprint of exactly the
+settings asked for now (agent, env id and every env argument with its default, hyper-parameters,
+seed, steps, device, package versions); a run made otherwise, or whose files are unreadable, is
+run again, with a note saying why.
+
 Examples (``scall-compare`` is the installed console script; ``python scripts/compare.py`` takes
 the same arguments):
     scall-compare --config configs/quickstart.yaml
@@ -20,26 +25,30 @@ the same arguments):
 from __future__ import annotations
 
 import argparse
-import json
+import math
+import numbers
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from agents.factory import ALGOS, load_hyperparams
-from agents.harness import RunResult, load_run, run_agent
+from agents.factory import ALGOS, load_hyperparams, read_yaml
+from agents.harness import RunResult, finished_run, run_agent, run_settings
 from agents.report import write_report
 from scall_cli._args import (
     USER_ERRORS,
     add_device,
     add_no_progress,
     check_env,
+    check_output_dir,
     fail,
     json_object,
     new_parser,
+    non_negative_int,
     positive_int,
+    removed_on_error,
 )
 
 CONFIG_KEYS = {
@@ -50,15 +59,36 @@ CONFIG_KEYS = {
 OVERRIDABLE = ("env", "agents", "seeds", "budgets", "total_timesteps", "output", "device")
 
 
+@dataclass(frozen=True)
+class PlannedRun:
+    """One (budget, agent, seed) of a comparison, resolved before anything runs.
+
+    Attributes:
+        budget: The budget value (``None``: the env's).
+        name: ``[budget<b>/]<algo>/seed<s>``, also the run folder under ``<output>/runs``.
+        run_dir: The run's folder.
+        algo: Agent name.
+        arguments: Keyword arguments of :func:`agents.harness.run_agent` besides the folders.
+        settings: What the run is made with (:func:`agents.harness.run_settings`).
+    """
+
+    budget: Any
+    name: str
+    run_dir: Path
+    algo: str
+    arguments: dict[str, Any]
+    settings: dict[str, Any]
+
+
 def load_config(path: Path | None) -> dict[str, Any]:
     """Read a comparison config (a YAML mapping); unknown keys are an error."""
     if path is None:
         return {}
-    if not path.exists():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    config = yaml.safe_load(path.read_text()) or {}
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist (or is no file)")
+    config = read_yaml(path, "config file") or {}
     if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a YAML mapping")
+        raise ValueError(f"config file {path} must hold a YAML mapping of {sorted(CONFIG_KEYS)}")
     unknown = set(config) - CONFIG_KEYS
     if unknown:
         raise ValueError(
@@ -67,18 +97,62 @@ def load_config(path: Path | None) -> dict[str, Any]:
     return config
 
 
-def run_all(
-    config: dict[str, Any], output: Path, progress: bool, resume: bool = False
-) -> list[tuple[Any, RunResult]]:
-    """Run every (budget, agent, seed); returns ``(budget, result)`` pairs.
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
-    With ``resume``, a run whose folder already holds a ``results.json`` of the same agent, env,
-    seed and environment arguments is read back instead of run again.
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_list(config: dict[str, Any], key: str, ok: Callable[[Any], bool], what: str) -> None:
+    values = config.get(key)
+    if not isinstance(values, list) or not values or not all(ok(v) for v in values):
+        raise ValueError(f"{key} must be a non-empty list of {what}, got {values!r}")
+    repeated = sorted({repr(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(
+            f"{key} lists {', '.join(repeated)} more than once; each run must be distinct"
+        )
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming the first key whose value is of the wrong kind or repeated."""
+    _check_list(config, "agents", lambda a: a in ALGOS, f"agents from {', '.join(ALGOS)}")
+    _check_list(config, "seeds", lambda s: _is_int(s) and s >= 0, "integers >= 0")
+    if config.get("budgets") is not None:
+        _check_list(
+            config,
+            "budgets",
+            lambda b: _is_real(b) and math.isfinite(b) and b > 0,
+            "finite numbers > 0",
+        )
+    steps = config.get("total_timesteps")
+    if steps is not None and not (_is_int(steps) and steps >= 1):
+        raise ValueError(f"total_timesteps must be an integer >= 1, got {steps!r}")
+    for key in ("env_kwargs", "hyperparams"):
+        if not isinstance(config.get(key) or {}, dict):
+            raise ValueError(f"{key} must be a mapping, got {config[key]!r}")
+    for algo, overrides in (config.get("hyperparams") or {}).items():
+        if algo not in ALGOS or not isinstance(overrides or {}, dict):
+            raise ValueError(
+                f"hyperparams must map agent names ({', '.join(ALGOS)}) to mappings, "
+                f"got {algo!r}: {overrides!r}"
+            )
+    for key in ("output", "device"):
+        if config.get(key) is not None and not isinstance(config[key], str | Path):
+            raise ValueError(f"{key} must be a string, got {config[key]!r}")
+
+
+def plan_runs(config: dict[str, Any], output: Path) -> list[PlannedRun]:
+    """Every (budget, agent, seed) of a checked config, its settings resolved and validated.
+
+    Raises:
+        ValueError, TypeError, FileNotFoundError: A setting no run would accept.
     """
     env_id = config["env"]
-    budgets = config.get("budgets") or [None]
-    results = []
-    for budget in budgets:
+    planned = []
+    for budget in config.get("budgets") or [None]:
         env_kwargs = dict(config.get("env_kwargs") or {})
         if budget is not None:
             env_kwargs["budget"] = budget
@@ -89,36 +163,52 @@ def run_all(
                 name = (
                     f"{algo}/seed{seed}" if budget is None else f"budget{budget}/{algo}/seed{seed}"
                 )
-                run_dir = output / "runs" / name
-                if resume and _finished(run_dir, algo, env_id, int(seed), env_kwargs):
-                    print(f"[{time.strftime('%H:%M:%S')}] {name}: reusing {run_dir}", flush=True)
-                    results.append((budget, load_run(run_dir)))
-                    continue
-                print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
-                result = run_agent(
-                    algo,
-                    env_id,
-                    env_kwargs=env_kwargs,
-                    hyperparams=hyperparams,
-                    seed=int(seed),
-                    total_timesteps=config.get("total_timesteps"),
-                    device=config.get("device", "auto"),
-                    run_dir=run_dir,
-                    tensorboard_dir=run_dir / "tb",
-                    progress_bar=progress,
+                arguments = {
+                    "env_kwargs": env_kwargs,
+                    "hyperparams": hyperparams,
+                    "seed": int(seed),
+                    "total_timesteps": config.get("total_timesteps"),
+                    "device": config.get("device") or "auto",
+                }
+                settings = run_settings(algo, env_id, **arguments)
+                planned.append(
+                    PlannedRun(budget, name, output / "runs" / name, algo, arguments, settings)
                 )
-                results.append((budget, result))
+    return planned
+
+
+def run_all(
+    config: dict[str, Any], output: Path, progress: bool, resume: bool = False
+) -> list[tuple[Any, RunResult]]:
+    """Run every (budget, agent, seed); returns ``(budget, result)`` pairs.
+
+    With ``resume``, a run whose folder holds a readable ``results.json`` with the fingerprint
+    of the same settings is read back instead of run again; any other is run (with a note). A
+    run that fails leaves no folder of its own behind.
+    """
+    results = []
+    for run in plan_runs(config, output):  # every run's settings are checked before any runs
+        stamp = time.strftime("%H:%M:%S")
+        if resume:
+            done, note = finished_run(run.run_dir, run.settings)
+            if done is not None:
+                print(f"[{stamp}] {run.name}: reusing {run.run_dir}", flush=True)
+                results.append((run.budget, done))
+                continue
+            if note:
+                print(f"[{stamp}] {run.name}: running it again: {note}", flush=True)
+        print(f"[{stamp}] {run.name}", flush=True)
+        with removed_on_error(run.run_dir):
+            result = run_agent(
+                run.algo,
+                config["env"],
+                run_dir=run.run_dir,
+                tensorboard_dir=run.run_dir / "tb",
+                progress_bar=progress,
+                **run.arguments,
+            )
+        results.append((run.budget, result))
     return results
-
-
-def _finished(run_dir: Path, algo: str, env_id: str, seed: int, env_kwargs: dict) -> bool:
-    """Whether ``run_dir`` holds the results of this agent, env, seed and env arguments."""
-    path = run_dir / "results.json"
-    if not path.exists():
-        return False
-    done = json.loads(path.read_text())
-    same_kwargs = all(done["env_kwargs"].get(k) == v for k, v in env_kwargs.items())
-    return (done["algo"], done["env_id"], done["seed"]) == (algo, env_id, seed) and same_kwargs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,7 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--agents", nargs="+", choices=ALGOS, default=None, help="agents to compare"
     )
-    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default: 0)")
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=non_negative_int,
+        default=None,
+        help="seeds, integers >= 0 (default: 0)",
+    )
     parser.add_argument(
         "--budgets",
         nargs="+",
@@ -163,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="reuse runs whose folder already holds results.json (same agent, env, seed, env args)",
+        help="reuse runs whose results.json has the fingerprint of the same settings",
     )
     add_no_progress(parser, "the per-run progress bars")
     return parser
@@ -180,29 +276,29 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = load_config(args.config)
-    except (ValueError, FileNotFoundError) as exc:
-        parser.error(str(exc))
+    except USER_ERRORS as exc:
+        fail(parser, exc)
     for key in OVERRIDABLE:
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
     if args.env_kwargs is not None:
+        if not isinstance(config.get("env_kwargs") or {}, dict):
+            fail(parser, f"env_kwargs must be a mapping, got {config['env_kwargs']!r}")
         config["env_kwargs"] = {**(config.get("env_kwargs") or {}), **args.env_kwargs}
     config.setdefault("seeds", [0])
     if not config.get("env") or not config.get("agents"):
         parser.error("name the environment and the agents (--env/--agents or a --config)")
+    if not isinstance(config["env"], str):
+        fail(parser, f"env must be a registered env id, got {config['env']!r}")
     check_env(parser, config["env"])
-    unknown = [a for a in config["agents"] if a not in ALGOS]
-    if unknown:
-        parser.error(f"unknown agents {unknown}; choose from {', '.join(ALGOS)}")
-    if config.get("total_timesteps") is not None and int(config["total_timesteps"]) < 1:
-        parser.error("total_timesteps must be >= 1")
-    output = Path(config.get("output") or Path("results") / config["env"])
-    output.mkdir(parents=True, exist_ok=True)
-
     try:
+        check_config(config)
+        output = Path(config.get("output") or Path("results") / config["env"])
+        check_output_dir(output, "--output")
         results = run_all(config, output, progress=not args.no_progress, resume=args.resume)
     except USER_ERRORS as exc:
         fail(parser, exc)
+    output.mkdir(parents=True, exist_ok=True)
     report = write_report(results, config, output)
     print(report)
     print(f"outputs in {output}")

@@ -10,8 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from scall_cli._args import USER_ERRORS, fail, key_value, new_parser
+from scall_cli._args import (
+    USER_ERRORS,
+    check_output_dir,
+    fail,
+    key_value,
+    new_parser,
+    non_negative_int,
+)
 from scall_env.data import DATASETS
 from scall_env.stream import SEGMENTATIONS, StreamConfig, load_stream
 
@@ -32,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--cache-dir",
+        type=Path,
         default=None,
         help="where processed streams are cached; default: $SCALL_CACHE_DIR or ~/.cache/scall",
     )
@@ -92,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--seed",
-        type=int,
+        type=non_negative_int,
         default=defaults.seed,
         help=f"replay sampling seed (default: {defaults.seed})",
     )
@@ -110,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
+        if args.cache_dir is not None and not args.no_cache:
+            check_output_dir(args.cache_dir, "--cache-dir")
         config = StreamConfig(
             k_core=args.k_core,
             segmentation=args.segmentation,

@@ -26,10 +26,13 @@ from scall_cli._args import (
     add_device,
     add_no_progress,
     check_env,
+    check_output_dir,
     fail,
     json_object,
     new_parser,
+    non_negative_int,
     positive_int,
+    removed_on_error,
 )
 
 
@@ -61,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="hyper-parameter overrides as a JSON object, e.g. '{\"gamma\": 0.9}'",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the env and the agent (default: %(default)s)"
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="seed of the env and the agent, an integer >= 0 (default: %(default)s)",
     )
     parser.add_argument(
         "--total-timesteps",
@@ -103,20 +109,28 @@ def main(argv: list[str] | None = None) -> int:
     tensorboard_dir = None
     if not args.no_tensorboard:
         tensorboard_dir = (args.tensorboard_log or save_path) / "tb" / save_path.name
+    run = {
+        "env_kwargs": args.env_kwargs,
+        "seed": args.seed,
+        "total_timesteps": args.total_timesteps,
+        "device": args.device,
+    }
     try:
+        # the outputs here, the settings in run_agent: all checked before any folder is made
+        check_output_dir(save_path, "--save-path")
+        if tensorboard_dir is not None:
+            check_output_dir(tensorboard_dir, "--tensorboard-log")
         hyperparams = {**load_hyperparams(args.algo, args.env, args.config), **args.hyperparams}
-        result = run_agent(
-            args.algo,
-            args.env,
-            env_kwargs=args.env_kwargs,
-            hyperparams=hyperparams,
-            seed=args.seed,
-            total_timesteps=args.total_timesteps,
-            device=args.device,
-            run_dir=save_path,
-            tensorboard_dir=tensorboard_dir,
-            progress_bar=not args.no_progress,
-        )
+        with removed_on_error(save_path), removed_on_error(tensorboard_dir or save_path):
+            result = run_agent(
+                args.algo,
+                args.env,
+                hyperparams=hyperparams,
+                run_dir=save_path,
+                tensorboard_dir=tensorboard_dir,
+                progress_bar=not args.no_progress,
+                **run,
+            )
     except USER_ERRORS as exc:
         fail(parser, exc)
     print(

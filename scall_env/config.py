@@ -21,6 +21,7 @@ import torch
 from scall_env.cache import default_cache_dir
 from scall_env.recsys import MODELS, TrainConfig, resolve_device
 from scall_env.sizing import (
+    RATIO_BASES,
     Budget,
     DistributionSizer,
     Sizer,
@@ -33,6 +34,12 @@ CommitPolicy = Callable[[np.ndarray], np.ndarray]
 
 COMMIT_MODES = ("auto", "policy", "best", "last", "first")
 """How the env picks the action it commits (see :class:`EnvConfig`)."""
+SEARCH_MODES = ("adaptive", "fixed")
+"""When the search on a segment ends: the authors' stopping rule, or after ``search_steps``."""
+TRIAL_SIZINGS = ("paper", "exact")
+"""Trial sizes as the authors' search makes them (uncorrected), or spending the budget exactly."""
+OBSERVATIONS = ("paper", "bounded")
+"""The authors' 1028-number state, or our bounded, normalised layout."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,14 @@ class EnvConfig:
     d_max: int = 256
     min_size: int = 1
     n_groups: int = 256
+    search: str = "adaptive"
     search_steps: int = 11
+    search_window: int = 5
+    search_tolerance: float = 0.01
+    search_max_steps: int = 60
+    trial_sizing: str = "paper"
+    ratio_base: str = "budget"
+    observation: str = "paper"
     trial_batches: int = 200
     batch_size: int = 10_000
     lr: float = 0.03
@@ -88,13 +102,33 @@ class EnvConfig:
             ("min_size", 1),
             ("n_groups", 1),
             ("search_steps", 1),
+            ("search_window", 1),
+            ("search_max_steps", 1),
             ("trial_batches", 1),
             ("batch_size", 1),
             ("max_chunks", 1),
         ):
             self._set(name, _integer(name, getattr(self, name), low))
-        for name in ("lr", "l2_reg", "replay_ratio", "budget"):
+        for name in ("lr", "l2_reg", "replay_ratio", "budget", "search_tolerance"):
             _real(name, getattr(self, name))
+        for name, allowed in (
+            ("search", SEARCH_MODES),
+            ("trial_sizing", TRIAL_SIZINGS),
+            ("ratio_base", RATIO_BASES),
+            ("observation", OBSERVATIONS),
+            ("commit", COMMIT_MODES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not (math.isfinite(self.search_tolerance) and self.search_tolerance >= 0):
+            raise ValueError(
+                f"search_tolerance must be a finite number >= 0, got {self.search_tolerance!r}"
+            )
+        if self.search_max_steps < self.search_steps:
+            raise ValueError(
+                f"search_max_steps ({self.search_max_steps}) must be >= search_steps "
+                f"({self.search_steps})"
+            )
         if self.min_size > self.d_max:
             raise ValueError(f"min_size ({self.min_size}) must not exceed d_max ({self.d_max})")
         self.parameter_budget  # noqa: B018  (validates budget_type and budget)
@@ -114,8 +148,6 @@ class EnvConfig:
                 f"got {type(self.sizer).__name__}"
             )
         self._set("reward_bounds", _reward_bounds(self.reward_bounds))
-        if self.commit not in COMMIT_MODES:
-            raise ValueError(f"commit must be one of {COMMIT_MODES}, got {self.commit!r}")
         if self.commit_policy is not None and not callable(self.commit_policy):
             raise ValueError(
                 "commit_policy must be a callable observation -> action, "
@@ -132,6 +164,16 @@ class EnvConfig:
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> EnvConfig:
+        """Build from ``gym.make`` keywords; an unknown keyword is a ``TypeError``."""
+        unknown = sorted(set(kwargs) - set(cls.keywords()))
+        if unknown:
+            raise TypeError(
+                f"unknown ScallEnv arguments {unknown}; allowed: {', '.join(cls.keywords())}"
+            )
+        return cls(**kwargs)
 
     @classmethod
     def keywords(cls) -> tuple[str, ...]:
@@ -169,7 +211,9 @@ class EnvConfig:
 
     def make_sizer(self) -> Sizer:
         """The sizer: ``sizer`` when given, else SCALL's over ``distribution``."""
-        return self.sizer if self.sizer is not None else DistributionSizer(self.distribution)
+        if self.sizer is not None:
+            return self.sizer
+        return DistributionSizer(self.distribution, ratio_base=self.ratio_base)
 
     @property
     def cache_folder(self) -> Path | None:

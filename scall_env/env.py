@@ -6,174 +6,135 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 from gymnasium import spaces
 
 from scall_env.config import CommitPolicy, EnvConfig
-from scall_env.search import SearchCore
+from scall_env.observation import (
+    REWARD_SCALE,
+    SearchState,
+    mean_embeddings,
+    observation_space,
+    observe,
+    pooled_frequencies,
+    spread,
+)
+from scall_env.search import SearchCore, TrialResult
 from scall_env.segment import Segment
 from scall_env.sizing import SizeAssignment, SizeDecision
 from scall_env.stream import Stream
 
-REWARD_SCALE = 10.0
-"""Rewards are ``REWARD_SCALE * (fitness / reference - low) / (high - low)``."""
-N_EXTRA_FEATURES = 6
-"""Observation entries besides the pooled frequencies and mean embeddings."""
-
-
-def pooled_frequencies(freq: np.ndarray, n_groups: int) -> np.ndarray:
-    """Sorted (descending), min-max normalised frequencies mean-pooled into ``n_groups`` groups.
-
-    Group ``g`` averages ranks ``[g*n // n_groups, (g+1)*n // n_groups)``; when there are fewer
-    entities than groups, an empty group repeats the entity at its start, so the curve keeps its
-    shape whatever ``n``. A constant frequency vector normalises to zeros. Returns ``float32``
-    values in ``[0, 1]``, non-increasing.
-    """
-    values = np.sort(np.asarray(freq, dtype=np.float64))[::-1]
-    span = values[0] - values[-1]
-    values = (values - values[-1]) / span if span > 0 else np.zeros_like(values)
-    n = len(values)
-    starts = (np.arange(n_groups, dtype=np.int64) * n) // n_groups
-    counts = np.maximum(np.diff(np.r_[starts, n]), 1)
-    return (np.add.reduceat(values, starts) / counts).astype(np.float32)
+__all__ = ["ScallEnv", "pooled_frequencies"]
 
 
 class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
     """Embedding-size search under a parameter budget over a recommendation stream.
 
     ## Description
-    A stream of user-item interactions is cut into segments ``D_0..D_{T-1}``. A recommender
-    (LightGCN or MF) keeps one embedding per user and per item; entity ``i`` uses the first
-    ``d_i`` of ``d_max`` columns, and the sizes of every segment must fit a parameter budget. On
-    each segment the agent searches for a size *distribution*: its action shapes a distribution
-    from which sizes are drawn (noiselessly) and handed out by frequency rank, a fresh model is
-    trained briefly with them, and its recommendation quality is the reward. After
-    ``search_steps`` trials the stream advances: sizes for the next segment are committed (see
-    ``commit``), the model is warm-started and trained to convergence, and that segment's
-    Recall/NDCG are recorded. This is SCALL's protocol (Qu et al., CIKM 2024); the protocol
-    itself lives in :class:`scall_env.search.SearchCore`, this class is its Gymnasium face.
+    A stream of interactions is cut into segments ``D_0..D_{T-1}``; a recommender (LightGCN or
+    MF) gives entity ``i`` the first ``d_i`` of ``d_max`` columns, within a parameter budget. On
+    each segment the agent's action shapes a size distribution; sizes drawn from it are handed
+    out by frequency rank, a fresh model trains briefly with them, and its quality is the reward.
+    When the search on a segment ends (``search``), the next segment's sizes are committed
+    (``commit``), the model is warm-started and trained to convergence, and its Recall/NDCG are
+    recorded: SCALL's protocol (Qu et al., CIKM 2024), run by
+    :class:`scall_env.search.SearchCore`; this class is its Gymnasium face.
 
     ## Action Space
-    ``Box(-1, 1, (3,), float32)``, mapped affinely onto ``[1e-6, 1 - 1e-6]`` (inside ``(0, 1)``)
-    as a :class:`scall_env.sizing.SizeDecision`:
-
-    | index | meaning |
-    |---|---|
-    | 0 | ``ratio``: share of the budget (above the minimum sizes) that goes to users |
-    | 1 | ``alpha_user``: shape of the users' size distribution (0: most skewed, 1: flattest) |
-    | 2 | ``alpha_item``: the same for items |
-
-    With a baseline ``sizer`` (uniform, frequency) the action is accepted and ignored.
+    ``Box(-1, 1, (3,), float32)``, mapped affinely onto ``[1e-6, 1 - 1e-6]`` as a
+    :class:`scall_env.sizing.SizeDecision`: ``ratio`` (users' share of the budget, see
+    ``ratio_base``), ``alpha_user`` and ``alpha_item`` (shape of each side's size distribution,
+    0: most skewed, 1: flattest). With a baseline ``sizer`` the action is accepted and ignored.
     A wrongly shaped, complex, non-finite or out-of-box action raises ``ValueError``; nothing is
     clipped.
 
     ## Observation Space
-    ``Box(-1, 1, (2 * n_groups + 2 * d_max + 6,), float32)``, for the segment being searched:
-
-    | slice | meaning |
-    |---|---|
-    | ``[0, G)`` | user frequencies, sorted, min-max normalised, mean-pooled into ``G = n_groups`` |
-    | ``[G, 2G)`` | the same for items |
-    | ``2G`` | ``tanh(last reward / 10)`` (0 after a reset or commit) |
-    | ``2G + 1`` | user share ``n_users / (n_users + n_items)`` |
-    | ``2G + 2 : 2G + 2 + d_max`` | ``tanh`` of the mean raw user embedding of the committed model |
-    | next ``d_max`` | the same for items |
-    | next 2 | spread ``(max - min) / d_max`` of the last user and item sizes |
-    | last 2 | progress: trials done / ``search_steps``; segment / ``(T - 1)`` |
-
-    The length does not depend on the number of users and items.
+    ``observation="paper"``: the authors' state, ``Box(-inf, inf, (2 * n_groups + 2 * d_max +
+    4,))`` (1028 values): pooled user and item frequencies, the raw fitness ratio of the last
+    trial, the user share, the raw mean embeddings of the last trial model, the spread of the
+    unclipped sizes. ``observation="bounded"``: ours, ``Box(-1, 1, (2 * n_groups + 2 * d_max +
+    6,))``. :mod:`scall_env.observation` documents both layouts entry by entry.
 
     ## Rewards
-    ``10 * (fitness / reference - low) / (high - low)`` with ``(low, high) = reward_bounds``
-    (paper: ``(0.9, 1.1)``), where fitness is the mean of Recall@20 and NDCG@20 of the trial
-    model on the segment's test set, and reference is the fitness of the committed, warm-started
-    model after its first ``trial_batches`` batches on that segment.
+    ``10 * (fitness / reference - low) / (high - low)``, ``(low, high) = reward_bounds``: fitness
+    is the trial model's mean of Recall@20 and NDCG@20 on the segment's test set, reference the
+    committed, warm-started model's after its first ``trial_batches`` batches on the segment.
 
     ## Starting State
-    ``reset`` builds (or loads from the cache) the stream, checks the budget of every segment,
-    and trains ``D_0`` to convergence with uniform sizes; the search then starts on ``D_0``. The
-    segment-0 model is cached in memory and on disk, keyed by every setting and the seed, and
-    verified on load.
+    ``reset`` loads the stream, checks every segment's budget and trains ``D_0`` with uniform
+    sizes to convergence (cached, keyed by every setting and the seed); the search starts on it.
 
     ## Episode End
-    The episode terminates when the last segment has been committed, after
-    ``search_steps * (T - 1)`` steps. It is never truncated by the environment itself.
+    Terminated once the last segment is committed (:meth:`max_episode_steps` bounds the steps);
+    never truncated.
 
     ## Info
-    Every step: ``segment``, ``trial``, ``params_used``, ``budget_params``, ``fitness``,
-    ``recall@K`` / ``ndcg@K`` (K = 5, 10, 20) of the trial, ``reference_fitness``,
-    ``user_share`` (effective), and ``{user,item}_size_{min,mean,max}``. On a step where the
-    stream advanced, ``info["commit"]`` holds the committed segment's ``segment``, ``recall@K``,
-    ``ndcg@K``, ``fitness``, ``params_used``, ``budget_params``, ``chunks`` and ``action``; when
-    the commit policy chose the action, ``info["commit_observation"]`` is what it saw.
-    :attr:`committed` keeps the commit dicts for the whole episode (segment 0 first).
+    Every step: the trial's ``segment``, ``trial``, ``fitness``, ``recall@K`` / ``ndcg@K`` (K = 5,
+    10, 20), ``reference_fitness``, ``params_used``, ``budget_params``, ``user_share``,
+    ``{user,item}_size_{min,mean,max}``, ``policy_ratio`` (what the stopping rule saw). When the
+    stream advanced, ``info["commit"]`` is the committed segment's record (metrics, parameters,
+    ``chunks``, ``best_chunk``, ``trials`` the searched segment got, ``action``) and, if the
+    policy chose, ``info["commit_observation"]`` what it saw. :attr:`committed` keeps them.
 
     ## Arguments
-    Every argument is a keyword of ``gym.make`` (validated by :class:`scall_env.config.EnvConfig`):
+    Every argument is a keyword of ``gym.make`` (validated by :class:`scall_env.config.EnvConfig`);
+    defaults follow the authors, our alternatives are options:
 
-    * ``dataset`` (``"ml-1m"``), ``data_dir``, ``dataset_options``: the source
-      (:func:`scall_env.data.load_interactions`).
-    * ``n_segments`` (10), ``k_core`` (10), ``replay_ratio`` (0.2), ``segmentation``
-      (``"count"``), ``new_entity_threshold``, ``time_window``, ``stream_seed`` (0): the stream
-      (:class:`scall_env.stream.StreamConfig`).
+    * ``dataset`` (``"ml-1m"``), ``data_dir``, ``dataset_options``: the source; ``n_segments``
+      (10), ``k_core`` (10), ``replay_ratio`` (0.2), ``segmentation`` (``"count"``),
+      ``new_entity_threshold``, ``time_window``, ``stream_seed`` (0): the stream.
     * ``budget_type`` (``"c"``) and ``budget`` (32): mean size, or megabytes of float32.
-    * ``distribution`` (``"powerlaw"``): the size distribution of the default sizer; ``sizer``:
-      any :class:`scall_env.sizing.Sizer` (the pluggable decision-to-sizes seam).
+    * ``distribution`` (``"powerlaw"``) and ``ratio_base`` (``"budget"``: users get ``ratio *
+      budget``; ``"free"``: ``ratio`` of the budget above the minimum sizes): SCALL's sizer;
+      ``sizer``: any :class:`scall_env.sizing.Sizer` instead.
+    * ``trial_sizing`` (``"paper"``: uncorrected trial sizes that may leave budget unused;
+      ``"exact"``: trials spend the budget exactly, as commits always do).
     * ``base_model`` (``"lightgcn"``; ``"mf"``), ``d_max`` (256), ``min_size`` (1).
-    * ``n_groups`` (256): pooled frequency groups in the observation.
-    * ``search_steps`` (11): trials per segment before the stream advances.
+    * ``observation`` (``"paper"``; ``"bounded"``) and ``n_groups`` (256 pooled groups).
+    * ``search`` (``"adaptive"``: at least ``search_steps`` (11) trials, until the commit
+      policy's ratio on the post-trial observation (else the action's) moved at most
+      ``search_tolerance`` (0.01) over its last ``search_window`` (5) values, at most
+      ``search_max_steps`` (60; ours, the authors have none); ``"fixed"``: ``search_steps``).
     * ``trial_batches`` (200): batches of a trial, and of a chunk when training to convergence.
     * ``batch_size`` (10,000), ``lr`` (0.03), ``l2_reg`` (1e-4), ``max_chunks`` (50): training.
     * ``reward_bounds`` (``(0.9, 1.1)``).
     * ``device`` (``"auto"``: CUDA when available), ``cache_dir``, ``use_cache`` (True).
-    * ``commit`` (``"auto"``): the committed action: ``"policy"`` (the commit policy on the next
-      segment's observation: the paper's protocol), ``"best"`` (the best-rewarded trial, first on
-      ties), ``"last"`` / ``"first"`` (the segment's last / first trial), ``"auto"`` (policy when
-      one is set, else best).
+    * ``commit`` (``"auto"``): ``"policy"`` (the commit policy on the next segment's
+      observation: the paper), ``"best"`` (the best-rewarded trial, first on ties), ``"last"`` /
+      ``"first"`` (the segment's last / first trial), ``"auto"`` (policy if set, else best).
     * ``commit_policy``: a callable observation -> action; :meth:`set_commit_policy` replaces it,
       also in subprocess vector envs (``env_method`` / ``call``), so it must be picklable there.
 
-    Seeding: ``reset(seed=s)`` seeds every trial and the segment-0 training; the same seed gives
-    the same observations and rewards on CPU. A reset without a seed (e.g. a vectorised env's
-    automatic reset) starts from the same segment-0 model as the previous episode, while its
-    trials draw new seeds.
+    Seeding: ``reset(seed=s)`` seeds every trial and the segment-0 training (same seed, same run
+    on CPU); an unseeded reset (a vector env's auto-reset) keeps the segment-0 model.
 
     ## Version History
-    * v0: initial version. Later additions with unchanged defaults: ``commit``.
+    * v0: initial version. Since then (ids unchanged): ``commit``; the authors' protocol by
+      default (adaptive search, uncorrected trial sizes, ``ratio`` of the whole budget, their
+      state, evaluation set, zero warm-start columns, newer-first ties, ties accepted in
+      convergence); the first release's choices as ``search="fixed"``,
+      ``trial_sizing="exact"``, ``ratio_base="free"``, ``observation="bounded"``.
     """
 
     metadata = {"render_modes": []}
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
-        unknown = sorted(set(kwargs) - set(EnvConfig.keywords()))
-        if unknown:
-            raise TypeError(
-                f"unknown ScallEnv arguments {unknown}; allowed: {', '.join(EnvConfig.keywords())}"
-            )
-        self.config = EnvConfig(**kwargs)
-        self.core = SearchCore(self.config)
-        self.commit_policy: CommitPolicy | None = self.config.commit_policy
-        cfg = self.config
+        self.config = cfg = EnvConfig.from_kwargs(kwargs)
+        self.core = SearchCore(cfg)
+        self.commit_policy: CommitPolicy | None = cfg.commit_policy
         self.action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
-        dim = 2 * cfg.n_groups + 2 * cfg.d_max + N_EXTRA_FEATURES
-        self.observation_space = spaces.Box(-1.0, 1.0, shape=(dim,), dtype=np.float32)
+        self.observation_space = observation_space(cfg.observation, cfg.n_groups, cfg.d_max)
         self._segment0_seed: int | None = None
-        self._trial = 0
-        self._last_reward = 0.0
-        self._last_sizes: SizeAssignment | None = None
-        self._trial_log: list[tuple[float, np.ndarray]] = []
+        self._last_ratio = 0.5
+        self._view_means = np.zeros((2, cfg.d_max), dtype=np.float32)
+        self._view_spread = (0.0, 0.0)
+        self._start_segment()
 
     # ----------------------------------------------------------- read-only views
     @property
     def stream(self) -> Stream:
         """The stream (built or loaded from the cache on first use)."""
         return self.core.stream
-
-    @property
-    def search_steps(self) -> int:
-        """Trials per segment."""
-        return self.config.search_steps
 
     @property
     def committed(self) -> list[dict[str, Any]]:
@@ -190,6 +151,12 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
         """Index of the segment being searched (the last committed one)."""
         return self.core.segment_index
 
+    def max_episode_steps(self) -> int:
+        """The most steps one pass can take (exactly this many with ``search="fixed"``)."""
+        cfg = self.config
+        per_segment = cfg.search_steps if cfg.search == "fixed" else cfg.search_max_steps
+        return per_segment * (self.core.n_segments - 1)
+
     def set_commit_policy(self, policy: CommitPolicy | None) -> None:
         """Replace the commit policy (reachable through vector envs' ``env_method``/``call``)."""
         if policy is not None and not callable(policy):
@@ -199,42 +166,84 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
         self.commit_policy = policy
 
     def policy_due(self) -> bool:
-        """True when the next :meth:`step` will consult the commit policy (it commits)."""
-        return self._trial == self.search_steps - 1 and self._commit_mode() == "policy"
+        """True when the next :meth:`step` will consult the commit policy."""
+        if self.commit_policy is None and self.config.commit != "policy":
+            return False
+        adaptive = self.config.search == "adaptive"
+        return adaptive or (
+            self._trial == self.config.search_steps - 1 and self._mode() == "policy"
+        )
 
     # --------------------------------------------------------------- helpers
     def _next_seed(self) -> int:
         return int(self.np_random.integers(2**31 - 1))
 
-    def _observation(self, segment: Segment, trial: int, last_reward: float) -> np.ndarray:
-        cfg = self.config
-        user_mean, item_mean = np.zeros((2, cfg.d_max), dtype=np.float32)
-        with torch.no_grad():
-            user_raw, item_raw = self.core.model.raw_embeddings()
-            user_mean[: user_raw.shape[1]] = user_raw.mean(dim=0).cpu().numpy()
-            item_mean[: item_raw.shape[1]] = item_raw.mean(dim=0).cpu().numpy()
-        spread = np.zeros(2, dtype=np.float32)
-        if self._last_sizes is not None:
-            spread[:] = [np.ptp(self._last_sizes.user_sizes), np.ptp(self._last_sizes.item_sizes)]
-            spread /= cfg.d_max
-        n_entities = segment.n_users + segment.n_items
-        progress = [trial / cfg.search_steps, segment.index / max(self.core.n_segments - 1, 1)]
-        return np.concatenate(
-            [
-                pooled_frequencies(segment.user_freq, cfg.n_groups),
-                pooled_frequencies(segment.item_freq, cfg.n_groups),
-                [np.tanh(last_reward / REWARD_SCALE), segment.n_users / n_entities],
-                np.tanh(user_mean),
-                np.tanh(item_mean),
-                spread,
-                progress,
-            ]
-        ).astype(np.float32)
-
-    def _commit_mode(self) -> str:
+    def _mode(self) -> str:
         if self.config.commit == "auto":
             return "policy" if self.commit_policy is not None else "best"
         return self.config.commit
+
+    def _start_segment(self) -> None:
+        """Per-segment search state, after a reset or a commit."""
+        self._trial, self._last_reward = 0, 0.0
+        self._trial_log: list[tuple[float, np.ndarray]] = []
+        self._policy_ratios: list[float] = []
+
+    def _note_commit(self, first: bool) -> None:
+        """Update what the observation reports after a reset (``first``) or a commit."""
+        self._start_segment()
+        d_max = self.config.d_max
+        if self.config.observation == "bounded":  # the committed model and sizes
+            sizes = self.core.committed_sizes
+            self._view_means = mean_embeddings(self.core.model, d_max)
+            self._view_spread = spread(sizes.user_sizes, sizes.item_sizes, d_max)
+        elif first:  # the paper's state keeps the last trial's view across commits
+            self._view_means = mean_embeddings(self.core.model, d_max)
+            self._view_spread = (0.0, 0.0)
+
+    def _note_trial(self, decision: SizeDecision, result: TrialResult, reward: float) -> None:
+        """Update the search state and what the observation reports after a trial."""
+        self._trial += 1
+        self._last_reward = reward
+        self._last_ratio = result.fitness / self.core.reference if self.core.reference > 0 else 0.0
+        d_max = self.config.d_max
+        if self.config.observation == "bounded":
+            self._view_spread = spread(result.sizes.user_sizes, result.sizes.item_sizes, d_max)
+        else:  # the authors': the trial model, and the sizes before clipping over d_max - 1
+            self._view_means = mean_embeddings(result.model, d_max)
+            users, items = self.core.unclipped_sizes(decision, result)
+            self._view_spread = spread(users, items, max(d_max - 1, 1))
+
+    def _observe(self, segment: Segment, fresh: bool = False) -> np.ndarray:
+        """Observation of ``segment``; ``fresh``: as a search on it starts (no trial yet)."""
+        state = SearchState(
+            trial=0 if fresh else self._trial,
+            last_reward=0.0 if fresh else self._last_reward,
+            last_ratio=self._last_ratio,
+            user_mean=self._view_means[0],
+            item_mean=self._view_means[1],
+            spread=self._view_spread,
+            segment_fraction=segment.index / max(self.core.n_segments - 1, 1),
+            search_steps=self.config.search_steps,
+        )
+        return observe(self.config.observation, segment, state, self.config.n_groups)
+
+    def _search_over(self, decision: SizeDecision, obs: np.ndarray) -> bool:
+        """Whether the search on the current segment ends after this trial."""
+        cfg = self.config
+        if cfg.search == "fixed":
+            return self._trial >= cfg.search_steps
+        ratio = decision.ratio
+        if self.commit_policy is not None:
+            ratio = SizeDecision.from_action(self.commit_policy(obs)).ratio
+        self._policy_ratios.append(ratio)
+        if self._trial >= cfg.search_max_steps:
+            return True
+        window = self._policy_ratios[-cfg.search_window :]
+        settled = (
+            len(window) == cfg.search_window and max(window) - min(window) <= cfg.search_tolerance
+        )
+        return self._trial >= cfg.search_steps and settled
 
     # ------------------------------------------------------------- gym API
     def reset(
@@ -249,12 +258,12 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
         if seed is not None or self._segment0_seed is None:
             self._segment0_seed = self._next_seed()
         record = self.core.start(self._segment0_seed)
-        self._trial, self._last_reward, self._trial_log = 0, 0.0, []
-        self._last_sizes = self.core.committed_sizes
-        return self._observation(self.core.segment(0), 0, 0.0), {"commit": record}
+        self._last_ratio = 0.5
+        self._note_commit(first=True)
+        return self._observe(self.core.segment(0)), {"commit": record}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Run one search trial on the current segment; advance after ``search_steps`` trials.
+        """Run one search trial on the current segment; advance when its search ends.
 
         Raises:
             RuntimeError: Called before :meth:`reset` or after the episode terminated.
@@ -270,8 +279,7 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
         reference = self.core.reference
         ratio = result.fitness / reference if reference > 0 else 0.0
         reward = REWARD_SCALE * (ratio - low) / (high - low)
-        self._last_reward, self._last_sizes = reward, result.sizes
-        self._trial += 1
+        self._note_trial(decision, result, reward)
         self._trial_log.append((reward, np.asarray(action, dtype=np.float32).copy()))
         sizes = result.sizes
         info: dict[str, Any] = {
@@ -282,13 +290,15 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
             "params_used": sizes.params_used,
             "budget_params": sizes.budget_params,
             "user_share": sizes.user_share,
-            **_size_stats("user", sizes.user_sizes),
-            **_size_stats("item", sizes.item_sizes),
+            **sizes.summary(),
         }
-        if self._trial >= self.search_steps:
+        obs = self._observe(self.core.segment(result.segment))
+        over = self._search_over(decision, obs)
+        if self._policy_ratios:
+            info["policy_ratio"] = self._policy_ratios[-1]
+        if over:
             info.update(self._advance(None))
-        segment = self.core.segment(self.core.segment_index)
-        obs = self._observation(segment, self._trial, self._last_reward)
+            obs = self._observe(self.core.segment(self.core.segment_index))
         return obs, float(reward), self.core.done, False, info
 
     def advance(self, action: np.ndarray | None = None) -> dict[str, Any]:
@@ -311,13 +321,14 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
         if action is None:
             action, extra = self._commit_action()
         decision = SizeDecision.from_action(action)
-        record = self.core.commit(decision, self._next_seed(), self._next_seed(), action=action)
-        self._trial, self._last_reward, self._trial_log = 0, 0.0, []
-        self._last_sizes = self.core.committed_sizes
+        record = self.core.commit(
+            decision, self._next_seed(), self._next_seed(), action=action, trials=self._trial
+        )
+        self._note_commit(first=False)
         return {"commit": record, **extra}
 
     def _commit_action(self) -> tuple[np.ndarray, dict[str, Any]]:
-        mode = self._commit_mode()
+        mode = self._mode()
         if mode == "policy":
             if self.commit_policy is None:
                 raise RuntimeError(
@@ -325,18 +336,10 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
                     "env.unwrapped.set_commit_policy(f) (env_method/call in vector envs)"
                 )
             # The policy sees the next segment as the search on it will start: no trials yet.
-            obs = self._observation(self.core.segment(self.core.segment_index + 1), 0, 0.0)
+            obs = self._observe(self.core.segment(self.core.segment_index + 1), fresh=True)
             return np.asarray(self.commit_policy(obs)), {"commit_observation": obs}
         if not self._trial_log:
             return np.zeros(3, dtype=np.float32), {}
         if mode == "best":
             return max(self._trial_log, key=lambda entry: entry[0])[1], {}
         return self._trial_log[-1 if mode == "last" else 0][1], {}
-
-
-def _size_stats(prefix: str, sizes: np.ndarray) -> dict[str, int | float]:
-    return {
-        f"{prefix}_size_min": int(sizes.min()),
-        f"{prefix}_size_mean": float(sizes.mean()),
-        f"{prefix}_size_max": int(sizes.max()),
-    }

@@ -35,10 +35,10 @@ from scall_env.recsys.training import (
     train_to_convergence,
 )
 from scall_env.segment import Segment
-from scall_env.sizing import SizeAssignment, SizeDecision, UniformSizer
+from scall_env.sizing import DistributionSizer, SizeAssignment, SizeDecision, UniformSizer
 from scall_env.stream import Stream, load_stream
 
-SEGMENT0_CACHE_VERSION = 2
+SEGMENT0_CACHE_VERSION = 3
 """Bumped whenever the segment-0 training or its record changes meaning."""
 
 
@@ -75,6 +75,8 @@ class SearchCore:
         reference: Fitness of the committed model after its first chunk on that segment.
         committed: Records of the committed segments (segment 0 first).
         committed_sizes: Sizes of the last committed segment.
+        last_convergence: The training curves of the last :meth:`start` or :meth:`commit`
+            (``None`` when segment 0 came from the cache).
     """
 
     def __init__(self, config: EnvConfig) -> None:
@@ -91,6 +93,7 @@ class SearchCore:
         self.reference = float("nan")
         self.committed: list[dict[str, Any]] = []
         self.committed_sizes: SizeAssignment | None = None
+        self.last_convergence: ConvergenceResult | None = None
 
     # ------------------------------------------------------------------ inputs
     @property
@@ -153,13 +156,40 @@ class SearchCore:
                     f"min_size={min_size}"
                 )
 
-    def sizes(self, decision: SizeDecision | None, segment: Segment) -> SizeAssignment:
-        """Sizes of ``segment``'s entities for ``decision`` under the budget."""
+    def sizes(
+        self, decision: SizeDecision | None, segment: Segment, *, trial: bool = False
+    ) -> SizeAssignment:
+        """Sizes of ``segment``'s entities for ``decision`` under the budget.
+
+        With ``trial=True`` and ``trial_sizing="paper"``, SCALL's sizer makes the authors'
+        uncorrected trial sizes (baseline sizers always spend the budget as they define it).
+        """
+        uncorrected = trial and self.config.trial_sizing == "paper"
+        uncorrected = uncorrected and isinstance(self.sizer, DistributionSizer)
+        extra = {"exact": False} if uncorrected else {}
         return self.sizer.sizes(
             decision,
             segment.user_freq,
             segment.item_freq,
             self.budget_params(segment),
+            d_max=self.config.d_max,
+            min_size=self.config.min_size,
+            **extra,
+        )
+
+    def unclipped_sizes(
+        self, decision: SizeDecision | None, trial: TrialResult
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The real sizes a trial's decision asked for before clipping (SCALL's sizer), or the
+        sizes it got (a baseline sizer, which has no such notion)."""
+        if not isinstance(self.sizer, DistributionSizer):
+            return trial.sizes.user_sizes, trial.sizes.item_sizes
+        segment = self.segment(trial.segment)
+        return self.sizer.unclipped(
+            decision,
+            segment.n_users,
+            segment.n_items,
+            trial.sizes.budget_params,
             d_max=self.config.d_max,
             min_size=self.config.min_size,
         )
@@ -196,6 +226,7 @@ class SearchCore:
         model = self.new_model(segment, sizes, seed)
         settings = self._segment0_settings(seed)
         cached = self._segment0.get(seed) or self._model_cache.load(settings, self.config.device)
+        self.last_convergence = None
         if cached is None:
             with _on_segment(0):
                 result = train_to_convergence(
@@ -205,7 +236,8 @@ class SearchCore:
                     seed=seed,
                     evaluator=self.evaluator(segment),
                 )
-            record = self._record(segment, result, sizes, None)
+            self.last_convergence = result
+            record = self._record(segment, result, sizes, None, 0)
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             self._model_cache.save(settings, state, record)
             cached = (state, record)
@@ -224,7 +256,7 @@ class SearchCore:
         """
         self._require_started()
         segment = self.segment(self.segment_index)
-        sizes = self.sizes(decision, segment)
+        sizes = self.sizes(decision, segment, trial=True)
         model = self.new_model(segment, sizes, seed)
         with _on_segment(segment.index):
             train_batches(
@@ -239,6 +271,7 @@ class SearchCore:
         train_seed: int,
         *,
         action: Any = None,
+        trials: int = 0,
     ) -> dict[str, Any]:
         """Commit the next segment: its sizes, a warm start, training to convergence.
 
@@ -247,6 +280,7 @@ class SearchCore:
             model_seed: Seed of the new entities' initial values.
             train_seed: Seed of the training batches.
             action: What to record as the record's ``action`` (e.g. the env's raw action).
+            trials: Search trials the previous segment got (recorded as ``trials``).
 
         Returns:
             The committed segment's record (also appended to :attr:`committed`).
@@ -270,8 +304,9 @@ class SearchCore:
                 seed=train_seed,
                 evaluator=self.evaluator(segment),
             )
+        self.last_convergence = result
         self._evaluators.pop(self.segment_index, None)  # the searched segment is done with
-        record = self._record(segment, result, sizes, action)
+        record = self._record(segment, result, sizes, action, trials)
         self._install(model, sizes, record, first=False)
         return dict(record)
 
@@ -290,7 +325,12 @@ class SearchCore:
             raise RuntimeError("call reset() (SearchCore.start) first")
 
     def _record(
-        self, segment: Segment, result: ConvergenceResult, sizes: SizeAssignment, action: Any
+        self,
+        segment: Segment,
+        result: ConvergenceResult,
+        sizes: SizeAssignment,
+        action: Any,
+        trials: int,
     ) -> dict[str, Any]:
         return {
             "segment": segment.index,
@@ -300,6 +340,9 @@ class SearchCore:
             "params_used": int(sizes.params_used),
             "budget_params": self.budget_params(segment),
             "chunks": int(result.chunks_run),
+            "best_chunk": int(result.best_chunk),
+            "converged": bool(result.converged),
+            "trials": int(trials),
             "action": None if action is None else [float(a) for a in np.asarray(action)],
         }
 

@@ -28,8 +28,10 @@ class Segment:
             the authors' code: the test part is unknown at training time).
         current: The training part of ``[replay; D_t]``: BPR positives come from here.
         test: Test positives (last 20% of ``[replay; D_t]``) on training users and items.
-        test_users: Sorted ids of users with at least one test positive.
-        candidate_items: Sorted ids of test-set items that occur in training: the ranking pool.
+        test_users: Sorted ids of training users with at least one test interaction (as in the
+            authors' code, also when none of its items occurs in training: that user scores 0).
+        candidate_items: Sorted ids of test-set items that occur in training (whoever the test
+            user): the ranking pool.
         active_users: Sorted ids of users in the training part of ``[replay; D_t]`` (BPR users).
         active_items: Sorted ids of items in the training part of ``[replay; D_t]`` (negative pool).
         user_freq: Per-user interaction count in the training part of ``[replay; D_t]``

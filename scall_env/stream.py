@@ -15,7 +15,8 @@ Steps (see ``shared/spec/SCALL.md``, "The stream"):
 The processed stream is cached on disk (``.npz``, no pickles, written through
 :func:`scall_env.cache.atomic_path`) under a key that hashes the source fingerprint and every
 stream setting; a changed setting rebuilds, and a cache file that is unreadable or holds another
-configuration or source is rebuilt with a warning.
+configuration or source is rebuilt with a warning. A cache folder that cannot be written costs one
+warning; the stream is then served without being cached.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ class StreamConfig:
             (a new segment whenever more than ``new_entity_threshold`` new users+items appeared),
             or ``"time"`` (windows of ``time_window`` seconds; empty windows are skipped).
         n_segments: Number of segments for ``"count"``.
-        new_entity_threshold: New users+items per segment for ``"new_entities"``.
+        new_entity_threshold: New users+items per segment for ``"new_entities"``; the
+            interaction that brings the total past it starts the next segment, and a segment
+            holds at least one interaction (one interaction may bring two new entities).
         time_window: Window length in seconds for ``"time"``.
         replay_ratio: Replay sample size as a fraction of ``|D_t|`` (0 disables replay).
         train_fraction: Share of ``[replay; D_t]`` (in order) that trains; the rest tests.
@@ -325,6 +328,9 @@ def segment_bounds(
         while True:
             limit = new_count[starts[-1] - 1] if starts[-1] > 0 else 0
             nxt = int(np.searchsorted(new_count, limit + config.new_entity_threshold, side="right"))
+            # One interaction can bring a new user and a new item: with a threshold below 2 the
+            # segment's own first interaction may exceed it, and a segment holds at least that.
+            nxt = max(nxt, starts[-1] + 1)
             if nxt >= n:
                 break
             starts.append(nxt)
@@ -382,6 +388,7 @@ def build_stream(interactions: Interactions, config: StreamConfig | None = None)
     users = users.astype(np.int32)
     items = items.astype(np.int32)
     bounds = segment_bounds(users, items, timestamps, config)
+    _check_segment_sizes(bounds, config)
     stream = Stream(
         name=interactions.name,
         config=config,
@@ -414,19 +421,36 @@ def _graph_extent(stream: Stream, t: int, train: np.ndarray) -> tuple[int, int]:
     return int(n_users), int(n_items)
 
 
+def _too_few(t: int, n_segments: int, size: int) -> ValueError:
+    return ValueError(
+        f"segment {t} of {n_segments} has {size} interactions: too few for both a training "
+        "part and a test part on training entities; use fewer segments (n_segments) or a "
+        "larger new_entity_threshold / time_window"
+    )
+
+
+def _check_segment_sizes(bounds: np.ndarray, config: StreamConfig) -> None:
+    """Refuse, before any replay is drawn, segments too small for a training and a test part.
+
+    Even the largest possible replay sample (none for ``t = 0``) cannot make them usable; this
+    keeps a tiny threshold or window from costing one pass over the stream per segment.
+    """
+    sizes = np.diff(bounds)
+    longest = sizes + (config.replay_ratio * sizes).astype(np.int64) * (np.arange(len(sizes)) > 0)
+    cut = (config.train_fraction * longest).astype(np.int64)
+    hopeless = np.flatnonzero((cut < 1) | (longest - cut < 1))
+    if len(hopeless):
+        t = int(hopeless[0])
+        raise _too_few(t, len(sizes), int(sizes[t]))
+
+
 def _check_segments_usable(stream: Stream) -> None:
     for t in range(stream.n_segments):
         train, test = _split(stream, t)
         n_users, n_items = _graph_extent(stream, t, train)
         has_test = np.any((stream.users[test] < n_users) & (stream.items[test] < n_items))
         if len(train) == 0 or not has_test:
-            size = int(stream.bounds[t + 1] - stream.bounds[t])
-            raise ValueError(
-                f"segment {t} of {stream.n_segments} has {size} interactions: too few for both "
-                f"a training part ({len(train)} interactions) and a test part on training "
-                "entities; use fewer segments (n_segments) or a larger new_entity_threshold / "
-                "time_window"
-            )
+            raise _too_few(t, stream.n_segments, int(stream.bounds[t + 1] - stream.bounds[t]))
 
 
 def _binary_csr(users: np.ndarray, items: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
@@ -446,7 +470,11 @@ def _make_segment(stream: Stream, t: int) -> Segment:
     n_users, n_items = _graph_extent(stream, t, train)
     shape = (n_users, n_items)
     test_users, test_items = users[test], items[test]
-    known = (test_users < n_users) & (test_items < n_items)
+    # The authors' evaluation set: every test user seen in training counts (scoring 0 when none
+    # of their test items is a candidate), and every test item seen in training is a candidate,
+    # also when its test user is new.
+    known_user, known_item = test_users < n_users, test_items < n_items
+    known = known_user & known_item
     test_matrix = _binary_csr(test_users[known], test_items[known], shape)
     return Segment(
         index=t,
@@ -455,8 +483,8 @@ def _make_segment(stream: Stream, t: int) -> Segment:
         train_graph=_binary_csr(users[graph], items[graph], shape),
         current=_binary_csr(users[train], items[train], shape),
         test=test_matrix,
-        test_users=np.flatnonzero(np.diff(test_matrix.indptr)),
-        candidate_items=np.unique(test_items[known]).astype(np.int64),
+        test_users=np.unique(test_users[known_user]).astype(np.int64),
+        candidate_items=np.unique(test_items[known_item]).astype(np.int64),
         active_users=np.unique(users[train]).astype(np.int64),
         active_items=np.unique(items[train]).astype(np.int64),
         user_freq=np.bincount(users[train], minlength=n_users).astype(np.int64),
@@ -497,7 +525,15 @@ def load_stream(
     if cached is not None:
         return cached
     stream = build_stream(interactions, config)
-    stream.save(cache_path)
+    try:
+        stream.save(cache_path)
+    except OSError as exc:
+        warnings.warn(
+            f"cannot write the stream cache {os.fspath(cache_path)!r} ({exc}); "
+            "continuing without it",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return stream
 
 

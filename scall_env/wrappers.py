@@ -25,6 +25,7 @@ TRIAL_KEYS = (
     "item_size_min",
     "item_size_mean",
     "item_size_max",
+    "policy_ratio",
 )
 """Step-info entries kept in each trial row (besides ``episode``, ``step`` and ``reward``)."""
 

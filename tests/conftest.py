@@ -1,14 +1,42 @@
-"""Shared fixtures: small random segments built by hand (no stream needed)."""
+"""Shared fixtures (small random segments built by hand) and the real-data requirement of CI.
+
+Tests marked ``realdata`` skip when the MovieLens files are absent. With
+``SCALL_REQUIRE_DATA=1`` (set by ``.ci/run``) such a skip is reported as a failure instead, so CI
+cannot pass without having run them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from scall_env.segment import Segment
+
+REQUIRE_DATA_ENV = "SCALL_REQUIRE_DATA"
+"""When ``"1"``, a skipped ``realdata`` test fails (CI must run them)."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Turn the skip of a ``realdata`` test into a failure when the data is required."""
+    outcome = yield
+    report = outcome.get_result()
+    if (
+        report.skipped
+        and os.environ.get(REQUIRE_DATA_ENV) == "1"
+        and item.get_closest_marker("realdata") is not None
+    ):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{item.nodeid} needs the real data but would be skipped ({reason}); "
+            f"{REQUIRE_DATA_ENV}=1 requires it: point SCALL_DATA_DIR at the MovieLens folder "
+            "(CI: ../shared/data)"
+        )
 
 
 def _csr(mask: np.ndarray) -> sp.csr_matrix:

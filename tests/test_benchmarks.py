@@ -12,6 +12,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -184,6 +186,33 @@ def test_bench_reference_one_row_per_segment() -> None:
     assert with_authors["segments"][0]["authors_recall@20"] == 0.0726
     with pytest.raises(ValueError, match="segments must lie in"):
         bench_reference.reference_table(TINY, segments=4, seed=4)
+
+
+def test_bench_reference_curves_and_outputs(tmp_path: Path) -> None:
+    reports = [
+        {"seed": seed, **bench_reference.reference_table(TINY, segments=2, seed=seed)}
+        for seed in (1, 2)
+    ]
+    for report in reports:
+        for row in report["segments"]:
+            curves = row["chunk_curves"]
+            assert [point["chunk"] for point in curves] == list(range(row["chunks"]))
+            # the record's metrics are those of its best chunk
+            assert curves[row["best_chunk"]]["recall@20"] == pytest.approx(row["recall@20"])
+            assert curves[row["best_chunk"]]["ndcg@20"] == pytest.approx(row["ndcg@20"])
+    table = bench_reference.write_outputs(reports, tmp_path)
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    written = pd.read_csv(tmp_path / "chunks.csv")
+    assert (
+        len(written)
+        == len(table)
+        == sum(row["chunks"] for report in reports for row in report["segments"])
+    )
+    assert set(written.columns) >= {"seed", "segment", "chunk", "recall@20", "ndcg@20", "loss"}
+    summary = bench_reference._seed_summary(reports)
+    assert [row["segment"] for row in summary] == [0, 1]
+    mean = np.mean([report["segments"][0]["recall@20"] for report in reports])
+    assert summary[0]["recall@20_mean"] == pytest.approx(mean)
 
 
 def test_bench_env_through_gym_make() -> None:

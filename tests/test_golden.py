@@ -1,9 +1,12 @@
 """Golden run: the quick-start environment with fixed seeds gives the recorded trials and commits.
 
-The expected CSVs under ``tests/data/golden/`` were written by ``agents.harness.run_agent`` (seed 0,
-one pass over ``Scall-Synthetic-v0``) before the env core was split into config, search core and
-Gymnasium face; any change of the protocol's numbers (seeds drawn, sizes, training, rewards,
-commits) shows up here.
+The expected CSVs under ``tests/data/golden/`` are what ``agents.harness.run_agent`` writes for
+seed 0 and one pass over ``Scall-Synthetic-v0`` (``python -c`` over the four agents, as in this
+test). They were first recorded before the env core was split into config, search core and
+Gymnasium face, and the split reproduced them; they were recorded again, deliberately, when the
+authors' protocol became the default (adaptive search, uncorrected trial sizes, the authors'
+state, evaluation set, warm start and ties). Any other change of the protocol's numbers (seeds
+drawn, sizes, training, rewards, commits) shows up here.
 """
 
 from __future__ import annotations

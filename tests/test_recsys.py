@@ -207,7 +207,9 @@ def test_warm_start_semantics() -> None:
                 assert w[i, j] == 0, (i, j)
             elif i < len(prev_sizes) and j < prev_sizes[i]:
                 assert w[i, j] == prev.weight[i, j], (i, j)
-            else:
+            elif i < len(prev_sizes):  # grown past the old size: zeros, as the authors
+                assert w[i, j] == 0, (i, j)
+            else:  # a new entity keeps its fresh values
                 assert w[i, j] == fresh[i, j], (i, j)
 
     from_state = MaskedEmbedding(new_sizes, d_max=8, generator=torch.Generator().manual_seed(9))

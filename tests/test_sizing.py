@@ -318,17 +318,31 @@ def test_integer_sizes_errors(shares, total, kwargs, error, match):
 # ---------------------------------------------------------------- split and ranking
 
 
-def test_split_budget_examples():
+def test_split_budget_examples_free_base():
     # free = 100 - 10 = 90; users 4 + round(0.5 * 90) = 49
-    assert split_budget(100, 4, 6, 0.5) == (49, 51)
+    assert split_budget(100, 4, 6, 0.5, base="free") == (49, 51)
     # users capped at 2 * 8 = 16, the excess moves to the items
-    assert split_budget(60, 2, 5, 0.9, d_max=8) == (16, 40)
+    assert split_budget(60, 2, 5, 0.9, d_max=8, base="free") == (16, 40)
     # items capped at 1 * 8; users take the rest up to their own cap
-    assert split_budget(30, 3, 1, 0.01, d_max=8) == (22, 8)
+    assert split_budget(30, 3, 1, 0.01, d_max=8, base="free") == (22, 8)
     # beyond both capacities: each side full, the rest unused
-    assert split_budget(1000, 2, 3, 0.3, d_max=8) == (16, 24)
+    assert split_budget(1000, 2, 3, 0.3, d_max=8, base="free") == (16, 24)
     # a side with no entities takes nothing
-    assert split_budget(50, 0, 5, 0.7) == (0, 50)
+    assert split_budget(50, 0, 5, 0.7, base="free") == (0, 50)
+
+
+def test_split_budget_examples_budget_base():
+    # the authors' reading: users get round(ratio * total)
+    assert split_budget(100, 4, 6, 0.5) == (50, 50)
+    assert split_budget(100, 4, 6, 0.3) == (30, 70)
+    # users below their minimum (4 * 1) are raised to it, the items pay
+    assert split_budget(100, 4, 6, 0.01) == (4, 96)
+    # items below their minimum (6 * 2) keep it, the users pay
+    assert split_budget(100, 4, 6, 0.99, min_size=2) == (88, 12)
+    # capacities as with the free base
+    assert split_budget(60, 2, 5, 0.9, d_max=8) == (16, 40)
+    with pytest.raises(ValueError, match=r"base must be one of \('budget', 'free'\)"):
+        split_budget(100, 4, 6, 0.5, base="total")
 
 
 @FAST
@@ -341,10 +355,11 @@ def test_split_budget_examples():
 )
 def test_split_budget_properties(ratio, n_users, n_items, extra, min_size):
     total = (n_users + n_items) * min_size + extra
-    users, items = split_budget(total, n_users, n_items, ratio, min_size=min_size)
-    assert users + items == min(total, (n_users + n_items) * D_MAX)
-    assert n_users * min_size <= users <= n_users * D_MAX
-    assert n_items * min_size <= items <= n_items * D_MAX
+    for base in ("budget", "free"):
+        users, items = split_budget(total, n_users, n_items, ratio, min_size=min_size, base=base)
+        assert users + items == min(total, (n_users + n_items) * D_MAX)
+        assert n_users * min_size <= users <= n_users * D_MAX
+        assert n_items * min_size <= items <= n_items * D_MAX
 
 
 @pytest.mark.parametrize("ratio", [0.0, 1.0, math.nan, "half"])
@@ -354,10 +369,11 @@ def test_split_budget_rejects_bad_ratio(ratio):
 
 
 def test_frequency_order_tie_break():
+    # equal counts: the newer entity (larger id) first, as in the authors' code
     freq = np.array([3, 7, 3, 0, 7])
-    np.testing.assert_array_equal(frequency_order(freq), [1, 4, 0, 2, 3])
+    np.testing.assert_array_equal(frequency_order(freq), [4, 1, 2, 0, 3])
     np.testing.assert_array_equal(
-        assign_by_frequency([50, 40, 30, 20, 10], freq), [30, 50, 20, 10, 40]
+        assign_by_frequency([50, 40, 30, 20, 10], freq), [20, 40, 30, 10, 50]
     )
 
 
@@ -697,7 +713,7 @@ def test_frequency_sizer_properties(beta, n_users, n_items, mean_size, seed):
     assert result.params_used == min(budget, n * D_MAX)
     both = np.concatenate([user_freq, item_freq])
     joint = np.concatenate([result.user_sizes, result.item_sizes])
-    assert (np.diff(joint[np.argsort(-both, kind="stable")]) <= 0).all()
+    assert (np.diff(joint[frequency_order(both)]) <= 0).all()
 
 
 def test_frequency_sizer_examples():

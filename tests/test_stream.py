@@ -12,7 +12,14 @@ import pandas as pd
 import pytest
 
 from scall_env.data import Interactions
-from scall_env.stream import Stream, StreamConfig, build_stream, k_core_filter, load_stream
+from scall_env.stream import (
+    Stream,
+    StreamConfig,
+    build_stream,
+    k_core_filter,
+    load_stream,
+    segment_bounds,
+)
 
 DATA_DIR = os.environ.get("SCALL_DATA_DIR")
 
@@ -102,6 +109,29 @@ def test_new_entity_segments(toy: Interactions) -> None:
     assert np.all(seen[s.bounds[1:-1]] - before[:-1] > threshold)
 
 
+@pytest.mark.parametrize(
+    ("threshold", "bounds"),
+    [(1, [0, 1, 2, 3, 4, 6, 7]), (2, [0, 1, 3, 6, 7]), (4, [0, 3, 7]), (8, [0, 7])],
+)
+def test_new_entity_threshold_below_one_interaction_terminates(
+    threshold: int, bounds: list[int]
+) -> None:
+    """One interaction can bring a new user and a new item (2 arrivals). The interaction that
+    pushes a segment past the threshold starts the next one; when a segment's own first
+    interaction already does (threshold 1), the segment is that one interaction: no endless loop.
+    """
+    users = np.array([0, 1, 1, 2, 2, 2, 3], dtype=np.int32)
+    items = np.array([0, 1, 0, 2, 1, 0, 3], dtype=np.int32)  # arrivals 2, 2, 0, 2, 0, 0, 2
+    config = StreamConfig(segmentation="new_entities", new_entity_threshold=threshold)
+    assert segment_bounds(users, items, np.arange(7), config).tolist() == bounds
+
+
+def test_tiny_threshold_on_a_real_sized_stream_fails_fast(toy: Interactions) -> None:
+    config = StreamConfig(k_core=3, segmentation="new_entities", new_entity_threshold=1)
+    with pytest.raises(ValueError, match="segment 0 of .* too few for both a training part"):
+        build_stream(toy, config)
+
+
 def test_time_window_segments(toy: Interactions) -> None:
     s = build_stream(toy, StreamConfig(k_core=3, segmentation="time", time_window=300.0))
     window = (s.timestamps - s.timestamps[0]) // 300
@@ -146,8 +176,12 @@ def test_split_and_no_test_leak(stream: Stream) -> None:
         known = (tail_users < seg.n_users) & (tail_items < seg.n_items)
         assert seg.n_test == known.sum()
         assert seg.test[tail_users[known], tail_items[known]].min() == 1
-        np.testing.assert_array_equal(seg.candidate_items, np.unique(tail_items[known]))
-        np.testing.assert_array_equal(seg.test_users, np.unique(tail_users[known]))
+        # the authors' evaluation set: candidates are the known test items whoever the user;
+        # test users are the known test users whether or not any of their items is known
+        known_items = tail_items < seg.n_items
+        known_users = tail_users < seg.n_users
+        np.testing.assert_array_equal(seg.candidate_items, np.unique(tail_items[known_items]))
+        np.testing.assert_array_equal(seg.test_users, np.unique(tail_users[known_users]))
         # the training graph is everything before the segment plus the training part
         expected = start + own_train
         assert seg.train_graph.nnz == expected

@@ -18,11 +18,19 @@ from agents.commit import CommitPolicySync, PolicySnapshot
 from scall_env.env import ScallEnv
 
 ENV_ID = "Scall-Synthetic-v0"
-SMALL: dict[str, Any] = {"search_steps": 2, "trial_batches": 5, "max_chunks": 2, "device": "cpu"}
+SMALL: dict[str, Any] = {
+    "search": "fixed",
+    "search_steps": 2,
+    "trial_batches": 5,
+    "max_chunks": 2,
+    "device": "cpu",
+}
+# the adaptive rule consults the policy after every trial; a tolerance of 1 settles it at once
+ADAPTIVE: dict[str, Any] = {"search": "adaptive", "search_window": 2, "search_tolerance": 1.0}
 
 
 def small_env(cache_dir: Path, **kwargs: Any) -> gym.Env:
-    return gym.make(ENV_ID, cache_dir=cache_dir, **SMALL, **kwargs)
+    return gym.make(ENV_ID, cache_dir=cache_dir, **{**SMALL, **kwargs})
 
 
 def test_policy_snapshot_is_the_agents_deterministic_action(tmp_path: Path) -> None:
@@ -88,10 +96,13 @@ class CommitChecker(BaseCallback):
         return True
 
 
-def test_subproc_vec_env_sac_learns_with_the_agents_commit_action(tmp_path: Path) -> None:
+@pytest.mark.parametrize("search", [{}, ADAPTIVE], ids=["fixed", "adaptive"])
+def test_subproc_vec_env_sac_learns_with_the_agents_commit_action(
+    search: dict[str, Any], tmp_path: Path
+) -> None:
     small_env(tmp_path).reset(seed=0)  # warm the stream cache before the workers start
     vec = SubprocVecEnv(
-        [lambda: small_env(tmp_path, commit="policy") for _ in range(2)],
+        [lambda: small_env(tmp_path, commit="policy", **search) for _ in range(2)],
         start_method="forkserver",
     )
     try:

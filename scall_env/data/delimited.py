@@ -1,7 +1,9 @@
 """Any delimited text file with named (or positional) user, item, time and rating columns.
 
 The fingerprint hashes the file's bytes together with the column and parsing options, since the
-same file read with other columns is another dataset.
+same file read with other columns is another dataset. Ids are read as text and become integers
+only when every id of the column is a plain decimal integer within ``int64``, so ``"007"`` and
+``"7"`` stay two ids; timestamps beyond ``int64`` are refused, never wrapped.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from pathlib import Path
 import pandas as pd
 
 from scall_env.cache import digest
-from scall_env.data.columns import Interactions, _finish, _numeric_seconds
+from scall_env.data.columns import Interactions, _finish, _numeric_seconds, _text_ids
 from scall_env.data.folders import DatasetNotFoundError
+
+_PARSER_VERSION = 2
+"""Enters the fingerprint: 2 keeps ids with leading zeros as text (1 read "007" as 7)."""
 
 
 def load_delimited(
@@ -63,6 +68,8 @@ def load_delimited(
             io.BytesIO(raw),
             sep=sep,
             header=0 if header else None,
+            # ids as text: "007" and "7" are different ids (see _text_ids)
+            dtype={columns["user_col"]: str, columns["item_col"]: str},
             engine="c" if len(sep) == 1 or sep == r"\s+" else "python",
         )
     except pd.errors.EmptyDataError as err:
@@ -75,15 +82,25 @@ def load_delimited(
             f"{file}: no column {', '.join(missing)}; the file has columns "
             f"{list(table.columns)} (sep={sep!r}, header={header})"
         )
-    time = columns["time_col"]
+    user, item, time = columns["user_col"], columns["item_col"], columns["time_col"]
     frame = pd.DataFrame(
         {
-            "user": table[columns["user_col"]],
-            "item": table[columns["item_col"]],
+            "user": _text_ids(table[user], f"{file}: user ids (column {user!r})"),
+            "item": _text_ids(table[item], f"{file}: item ids (column {item!r})"),
             "rating": 1.0 if rating_col is None else table[rating_col],
             "timestamp": _numeric_seconds(table[time], f"{file}: column {time!r}"),
         }
     )
-    options = {**columns, "sep": sep, "header": header}
+    options = {**columns, "sep": sep, "header": header, "parser": _PARSER_VERSION}
     fingerprint = digest("delimited", hashlib.md5(raw).hexdigest(), options)
-    return _finish(frame, "delimited", fingerprint, str(file))
+    return _finish(
+        frame,
+        "delimited",
+        fingerprint,
+        str(file),
+        {
+            "user": f"user ids (column {user!r})",
+            "item": f"item ids (column {item!r})",
+            "rating": f"ratings (column {rating_col!r})",
+        },
+    )

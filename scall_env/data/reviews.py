@@ -39,7 +39,7 @@ def load_yelp(data_dir: Path | None, path: str | os.PathLike[str] | None = None)
     )
     frame, md5 = _read_json_lines(found, _YELP_FIELDS)
     frame["timestamp"] = _datetime_seconds(frame["timestamp"], f"{found}: field 'date'")
-    return _finish(frame, "yelp", digest("yelp", md5), str(found))
+    return _finish(frame, "yelp", digest("yelp", md5), str(found), _field_names(_YELP_FIELDS))
 
 
 def load_amazon_book(
@@ -56,7 +56,13 @@ def load_amazon_book(
     )
     frame, md5 = _read_json_lines(found, _AMAZON_FIELDS)
     frame["timestamp"] = _numeric_seconds(frame["timestamp"], f"{found}: field 'unixReviewTime'")
-    return _finish(frame, "amazon-book", digest("amazon-book", md5), str(found))
+    names = _field_names(_AMAZON_FIELDS)
+    return _finish(frame, "amazon-book", digest("amazon-book", md5), str(found), names)
+
+
+def _field_names(fields: dict[str, str]) -> dict[str, str]:
+    """Output column -> ``"field '<source field>'"``, how messages name a column."""
+    return {column: f"field {field!r}" for field, column in fields.items()}
 
 
 def _find_file(

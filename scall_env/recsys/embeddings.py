@@ -180,9 +180,10 @@ class MaskedEmbedding(nn.Module):
         """Copies a previous segment's values into this table, matching entities by global id.
 
         Entity ``i < min(previous rows, rows)`` keeps its previous values in the columns
-        ``j < min(previous size, new size)``; its columns beyond the new size stay zero, and its
-        columns between the previous and the new size keep this table's fresh initial values.
-        Entities new to this table keep their fresh initial values.
+        ``j < min(previous size, new size)``; its columns between the previous and the new size
+        start at zero (as in the authors' code: a grown entity starts where it was, plus zeros),
+        and those beyond the new size stay zero. Entities new to this table keep their fresh
+        initial values.
 
         Args:
             previous: The previous table, or its ``state_dict()`` (keys ``"weight"`` and
@@ -210,5 +211,5 @@ class MaskedEmbedding(nn.Module):
         prev_w = prev_w[:n, :w].to(device=dev, dtype=self.weight.dtype)
         keep_sizes = torch.minimum(prev_sizes[:n].to(dev), self.sizes[:n])
         keep = prefix_mask(keep_sizes, w, dtype=torch.bool)
-        block = self.weight[:n, :w]
-        block.copy_(torch.where(keep, prev_w, block))
+        self.weight[:n].zero_()
+        self.weight[:n, :w].copy_(torch.where(keep, prev_w, 0.0))

@@ -7,7 +7,8 @@ are dot products of final embeddings and ``R`` is the squared L2 norm of the bat
 multiplied by 0.95 after every chunk of 200 batches, never below 0.001.
 
 Train to convergence: run chunks of 200 batches and evaluate after each (fitness); keep the best
-weights in memory; stop once ``patience`` (3) chunks in a row brought no improvement of the best
+weights in memory (a chunk equal to the best counts as no worse and becomes the best); stop
+once ``patience`` (3) chunks in a row brought no improvement of the best
 fitness and the last chunk lowered the mean training loss by less than 5% relative to the chunk
 before; ``max_chunks`` caps the loop (the paper has no cap; 50 chunks is far beyond the 6 it
 needs on MovieLens-1M segment 0). The best weights are loaded back into the model at the end.
@@ -308,6 +309,7 @@ class ConvergenceResult:
         losses: Mean training loss of each chunk.
         fitness: Fitness after each chunk.
         lrs: Learning rate used during each chunk.
+        chunk_metrics: Every metric after each chunk (the curves of a run).
     """
 
     best_fitness: float
@@ -318,6 +320,7 @@ class ConvergenceResult:
     losses: list[float] = field(default_factory=list)
     fitness: list[float] = field(default_factory=list)
     lrs: list[float] = field(default_factory=list)
+    chunk_metrics: list[dict[str, float]] = field(default_factory=list)
 
 
 def train_to_convergence(
@@ -355,8 +358,11 @@ def train_to_convergence(
         result.losses.append(float(trainer.run(config.chunk_batches).mean()))
         metrics = evaluator.evaluate(model)
         result.fitness.append(metrics["fitness"])
+        result.chunk_metrics.append(metrics)
         result.chunks_run = chunk + 1
-        if metrics["fitness"] > result.best_fitness:
+        # ">=": a chunk as good as the best counts as no worse (the authors' rule): it becomes
+        # the best and restarts the patience count
+        if metrics["fitness"] >= result.best_fitness:
             result.best_fitness, result.best_chunk, result.metrics = (
                 metrics["fitness"],
                 chunk,

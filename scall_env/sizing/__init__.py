@@ -20,6 +20,7 @@ from scall_env.sizing.budget import (
     D_MAX,
     MIN_SIZE,
     PARAMS_PER_MB,
+    RATIO_BASES,
     Budget,
     budget_params,
     split_budget,
@@ -69,5 +70,6 @@ __all__ = [
     "get_distribution",
     "integer_sizes",
     "register_distribution",
+    "RATIO_BASES",
     "split_budget",
 ]

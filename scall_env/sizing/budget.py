@@ -95,6 +95,10 @@ def budget_params(budget_type: str, budget: float, n_users: int, n_items: int) -
     return Budget(budget_type, budget).params(n_users, n_items)
 
 
+RATIO_BASES = ("budget", "free")
+"""What ``ratio`` shares: the whole budget (the authors') or the budget above the minimums."""
+
+
 def split_budget(
     total: int,
     n_users: int,
@@ -103,28 +107,33 @@ def split_budget(
     *,
     min_size: int = MIN_SIZE,
     d_max: int = D_MAX,
+    base: str = "budget",
 ) -> tuple[int, int]:
     """Split a parameter budget between users and items.
 
-    Each side first gets its minimum ``n * min_size``; the users then get
-    ``round(ratio * free)`` of the ``free = total - (n_users + n_items) * min_size`` parameters
-    (halves rounded up) and the items the rest. A side above its capacity ``n * d_max`` passes
-    the excess to the other side; what neither side can hold stays unused. So every ratio in
-    ``(0, 1)`` is feasible and never exceeds the budget, without clipping the request.
+    With ``base="budget"`` (the authors' reading) the users ask for ``round(ratio * total)``
+    parameters; with ``base="free"`` each side first gets its minimum ``n * min_size`` and the
+    users ask for that plus ``round(ratio * free)`` of the ``free = total - (n_users + n_items) *
+    min_size`` parameters (halves rounded up). The items get the rest. A side below its minimum
+    takes what it lacks from the other; a side above its capacity ``n * d_max`` passes the excess
+    to the other side, and what neither side can hold stays unused. So every ratio in ``(0, 1)``
+    is feasible and never exceeds the budget, without clipping the request.
 
     Args:
         total: Parameter budget (non-negative integer).
         n_users: Number of users (non-negative).
         n_items: Number of items (non-negative).
-        ratio: Requested user share of the free budget, strictly inside ``(0, 1)``.
+        ratio: Requested user share, strictly inside ``(0, 1)``.
         min_size: Smallest size (``1 <= min_size <= d_max``).
         d_max: Largest size.
+        base: ``"budget"`` or ``"free"`` (see above).
 
     Returns:
         ``(user_params, item_params)``; their sum is ``min(total, (n_users + n_items) * d_max)``.
 
     Raises:
-        ValueError: Bad ``ratio`` or sizes, or ``total < (n_users + n_items) * min_size``.
+        ValueError: Bad ``ratio``, ``base`` or sizes, or ``total < (n_users + n_items) *
+            min_size``.
         TypeError: A count, size or the budget is not an integer.
     """
     _check_open_unit(ratio, "ratio")
@@ -132,8 +141,14 @@ def split_budget(
     _check_count(n_users, "n_users")
     _check_count(n_items, "n_items")
     _check_feasible(total, n_users + n_items, min_size)
-    free = total - (n_users + n_items) * min_size
-    users = n_users * min_size + math.floor(float(ratio) * free + 0.5)
+    if base not in RATIO_BASES:
+        raise ValueError(f"base must be one of {RATIO_BASES}, got {base!r}")
+    user_min, item_min = n_users * min_size, n_items * min_size
+    if base == "free":
+        users = user_min + math.floor(float(ratio) * (total - user_min - item_min) + 0.5)
+    else:
+        users = max(user_min, math.floor(float(ratio) * total + 0.5))
+    users = min(users, total - item_min)  # the items keep their minimum
     items = total - users
     user_cap, item_cap = n_users * d_max, n_items * d_max
     if users > user_cap:

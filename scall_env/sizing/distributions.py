@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import stats
@@ -80,28 +80,32 @@ class ShareDistribution(ABC):
         """
 
 
-class PowerLaw(ShareDistribution):
+class ScipyShareDistribution(ShareDistribution):
+    """A family whose upper quantiles are a ``scipy.stats`` family's ``isf(p, param)``."""
+
+    scipy_family: ClassVar[Any]
+
+    def upper_quantiles(self, p: np.ndarray, param: float) -> np.ndarray:
+        """``scipy_family.isf(p, param)``."""
+        return self.scipy_family.isf(p, param)
+
+
+class PowerLaw(ScipyShareDistribution):
     """``scipy.stats.powerlaw(a)`` on ``[0, 1]``; ``a`` from 0.1 (skewed) to 30 (flat)."""
 
     name = "powerlaw"
     param_at_0 = 0.1
     param_at_1 = 30.0
-
-    def upper_quantiles(self, p: np.ndarray, param: float) -> np.ndarray:
-        """Power-law quantiles with exponent ``a = param``."""
-        return stats.powerlaw.isf(p, param)
+    scipy_family = stats.powerlaw
 
 
-class Pareto(ShareDistribution):
+class Pareto(ScipyShareDistribution):
     """``scipy.stats.pareto(b)`` on ``[1, inf)``; shape ``b`` from 1 (heavy tail) to 30 (flat)."""
 
     name = "pareto"
     param_at_0 = 1.0
     param_at_1 = 30.0
-
-    def upper_quantiles(self, p: np.ndarray, param: float) -> np.ndarray:
-        """Pareto quantiles with shape ``b = param``."""
-        return stats.pareto.isf(p, param)
+    scipy_family = stats.pareto
 
 
 class TruncNormal(ShareDistribution):

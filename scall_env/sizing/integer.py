@@ -99,13 +99,14 @@ def frequency_order(freq: ArrayLike) -> np.ndarray:
         freq: Non-negative integer count per entity id.
 
     Returns:
-        ``int64`` ids; equal counts keep the smaller id first (a stable argsort of ``-freq``).
+        ``int64`` ids; equal counts put the newer entity (larger id) first, as the authors do.
 
     Raises:
         ValueError: ``freq`` is not a 1-D non-negative integer array.
     """
     counts = _check_freq(freq, "freq")
-    return np.argsort(-counts, kind="stable")
+    # a stable sort of the reversed counts lists equal counts from the largest id down
+    return counts.size - 1 - np.argsort(-counts[::-1], kind="stable")
 
 
 def assign_by_frequency(sizes_by_rank: np.ndarray, freq: ArrayLike) -> np.ndarray:
@@ -113,7 +114,7 @@ def assign_by_frequency(sizes_by_rank: np.ndarray, freq: ArrayLike) -> np.ndarra
 
     Args:
         sizes_by_rank: Sizes, largest first (length = number of entities).
-        freq: Non-negative integer count per entity id (ties: smaller id ranks first).
+        freq: Non-negative integer count per entity id (ties: the larger, newer id ranks first).
 
     Returns:
         ``int64`` sizes indexed by entity id.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,10 +12,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from scall_env.sizing._checks import _check_feasible, _check_freq, _check_size_bounds
-from scall_env.sizing.budget import D_MAX, MIN_SIZE, split_budget
+from scall_env.sizing.budget import D_MAX, MIN_SIZE, RATIO_BASES, split_budget
 from scall_env.sizing.decision import SizeDecision
 from scall_env.sizing.distributions import ShareDistribution, get_distribution
-from scall_env.sizing.integer import assign_by_frequency, integer_sizes
+from scall_env.sizing.integer import assign_by_frequency, frequency_order, integer_sizes
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,6 +61,15 @@ class SizeAssignment:
         """Parameters used by users and items together (never above ``budget_params``)."""
         return self.user_params + self.item_params
 
+    def summary(self) -> dict[str, int | float]:
+        """``{user,item}_size_{min,mean,max}`` (0 for a side without entities)."""
+        out: dict[str, int | float] = {}
+        for side, sizes in (("user", self.user_sizes), ("item", self.item_sizes)):
+            out[f"{side}_size_min"] = int(sizes.min()) if sizes.size else 0
+            out[f"{side}_size_mean"] = float(sizes.mean()) if sizes.size else 0.0
+            out[f"{side}_size_max"] = int(sizes.max()) if sizes.size else 0
+        return out
+
     @property
     def user_share(self) -> float:
         """Effective user share ``user_params / params_used`` (0.0 when nothing is used)."""
@@ -101,19 +111,55 @@ class Sizer(Protocol):
 class DistributionSizer:
     """SCALL's sizer: decision ``(ratio, alpha_user, alpha_item)``, each strictly in ``(0, 1)``.
 
-    ``ratio`` splits the budget (:func:`split_budget`); each alpha shapes a share distribution
-    whose noiseless shares become integer sizes (:func:`integer_sizes`), handed out by frequency
-    rank (:func:`assign_by_frequency`). The decision is a :class:`SizeDecision` or its array
-    form (:meth:`SizeDecision.coerce`); values outside the open interval raise, nothing is
-    clipped. ``user_share`` of the result reports the effective split.
+    ``ratio`` splits the budget (:func:`split_budget` with ``base=ratio_base``); each alpha
+    shapes a share distribution whose noiseless shares, times the side's budget, are the
+    *unclipped* sizes (:meth:`unclipped`). Exact sizing (:func:`integer_sizes`: clipped to
+    ``[min_size, d_max]``, renormalised, rounded) spends each side's budget exactly; the authors'
+    trial sizing (``exact=False``) rounds ``max(min_size, unclipped)`` and caps it at ``d_max``,
+    so skewed or lopsided decisions use less than the budget. Sizes are handed out by frequency
+    rank (:func:`assign_by_frequency`). The decision is a :class:`SizeDecision` or its array form
+    (:meth:`SizeDecision.coerce`); values outside the open interval raise, nothing is clipped.
 
     Args:
         distribution: A registered distribution name or a :class:`ShareDistribution` instance.
+        ratio_base: ``"budget"`` (``ratio`` of the whole budget, the authors') or ``"free"``
+            (of the budget above the minimum sizes).
     """
 
-    def __init__(self, distribution: str | ShareDistribution = "powerlaw") -> None:
+    def __init__(
+        self, distribution: str | ShareDistribution = "powerlaw", ratio_base: str = "budget"
+    ) -> None:
         self.distribution = (
             get_distribution(distribution) if isinstance(distribution, str) else distribution
+        )
+        if ratio_base not in RATIO_BASES:
+            raise ValueError(f"ratio_base must be one of {RATIO_BASES}, got {ratio_base!r}")
+        self.ratio_base = ratio_base
+
+    def unclipped(
+        self,
+        decision: SizeDecision | ArrayLike | None,
+        n_users: int,
+        n_items: int,
+        budget_params: int,
+        *,
+        d_max: int = D_MAX,
+        min_size: int = MIN_SIZE,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Real sizes ``share * side budget`` per side, largest first, before any clipping.
+
+        The side budgets are the request itself (``ratio * budget`` and the rest, with
+        ``ratio_base="budget"``), before the minimums and capacities that :func:`split_budget`
+        enforces: what the authors' trial sizes and the spread in their state are made of.
+        """
+        choice = SizeDecision.coerce(decision)
+        user_side = float(choice.ratio) * budget_params
+        if self.ratio_base == "free":
+            free = budget_params - (n_users + n_items) * min_size
+            user_side = n_users * min_size + float(choice.ratio) * free
+        return (
+            self.distribution.shares(choice.alpha_user, n_users) * user_side,
+            self.distribution.shares(choice.alpha_item, n_items) * (budget_params - user_side),
         )
 
     def sizes(
@@ -125,28 +171,66 @@ class DistributionSizer:
         *,
         d_max: int = D_MAX,
         min_size: int = MIN_SIZE,
+        exact: bool = True,
     ) -> SizeAssignment:
-        """See :meth:`Sizer.sizes`; ``decision`` is required (:meth:`SizeDecision.coerce`)."""
-        choice = SizeDecision.coerce(decision)
+        """See :meth:`Sizer.sizes`; ``exact=False`` gives the authors' uncorrected trial sizes.
+
+        Uncorrected sizes that would exceed the budget (many shares below ``min_size``, all
+        raised to it) fall back to exact sizing: the budget is never exceeded.
+        """
         users, items = _check_freq(user_freq, "user_freq"), _check_freq(item_freq, "item_freq")
-        user_total, item_total = split_budget(
-            budget_params, users.size, items.size, choice.ratio, min_size=min_size, d_max=d_max
-        )
-        user_shares = self.distribution.shares(choice.alpha_user, users.size)
-        item_shares = self.distribution.shares(choice.alpha_item, items.size)
         bounds = {"min_size": min_size, "d_max": d_max}
+        if not exact:
+            reals = self.unclipped(decision, users.size, items.size, budget_params, **bounds)
+            user_sizes, item_sizes = (
+                np.minimum(np.rint(np.maximum(real, min_size)), d_max) for real in reals
+            )
+            if user_sizes.sum() + item_sizes.sum() <= budget_params:
+                return SizeAssignment.build(
+                    assign_by_frequency(user_sizes, users),
+                    assign_by_frequency(item_sizes, items),
+                    budget_params,
+                )
+        (user_shares, user_total), (item_shares, item_total) = self._sides(
+            decision, users.size, items.size, budget_params, d_max, min_size
+        )
         return SizeAssignment.build(
             assign_by_frequency(integer_sizes(user_shares, user_total, **bounds), users),
             assign_by_frequency(integer_sizes(item_shares, item_total, **bounds), items),
             budget_params,
         )
 
+    def _sides(
+        self,
+        decision: SizeDecision | ArrayLike | None,
+        n_users: int,
+        n_items: int,
+        budget_params: int,
+        d_max: int,
+        min_size: int,
+    ) -> tuple[tuple[np.ndarray, int], tuple[np.ndarray, int]]:
+        """``((user shares, user budget), (item shares, item budget))`` of a decision."""
+        choice = SizeDecision.coerce(decision)
+        user_total, item_total = split_budget(
+            budget_params,
+            n_users,
+            n_items,
+            choice.ratio,
+            min_size=min_size,
+            d_max=d_max,
+            base=self.ratio_base,
+        )
+        return (
+            (self.distribution.shares(choice.alpha_user, n_users), user_total),
+            (self.distribution.shares(choice.alpha_item, n_items), item_total),
+        )
 
-class UniformSizer:
-    """Baseline: every entity gets the same size, ``min(budget // entities, d_max)``.
 
-    Sizes stay exactly equal (the classic baseline), so up to ``entities - 1`` parameters of the
-    budget can go unused. The decision is ignored; only the lengths of the counts matter.
+class PooledSizer(ABC):
+    """A baseline that sizes users and items as one pool of entities and ignores the decision.
+
+    Subclasses implement :meth:`pooled_sizes`; :meth:`sizes` validates the input, pools the
+    counts (users first) and splits the result back into users and items.
     """
 
     def sizes(
@@ -159,24 +243,50 @@ class UniformSizer:
         d_max: int = D_MAX,
         min_size: int = MIN_SIZE,
     ) -> SizeAssignment:
-        """See :meth:`Sizer.sizes`; equal sizes for all users and items."""
+        """See :meth:`Sizer.sizes`; the decision is ignored."""
         users, items = _check_freq(user_freq, "user_freq"), _check_freq(item_freq, "item_freq")
+        counts = np.concatenate([users, items])
         _check_size_bounds(min_size, d_max)
-        n = users.size + items.size
-        _check_feasible(budget_params, n, min_size)
-        size = min(budget_params // n, d_max) if n else d_max
-        return SizeAssignment.build(
-            np.full(users.size, size), np.full(items.size, size), budget_params
-        )
+        _check_feasible(budget_params, counts.size, min_size)
+        by_id = self.pooled_sizes(counts, budget_params, d_max=d_max, min_size=min_size)
+        return SizeAssignment.build(by_id[: users.size], by_id[users.size :], budget_params)
+
+    @abstractmethod
+    def pooled_sizes(
+        self, counts: np.ndarray, budget_params: int, *, d_max: int, min_size: int
+    ) -> np.ndarray:
+        """Sizes of the pooled entities (users then items), within the budget and bounds.
+
+        Args:
+            counts: Non-negative ``int64`` count per pooled entity.
+            budget_params: Parameter budget, at least ``min_size`` per entity (checked).
+            d_max: Largest size.
+            min_size: Smallest size.
+        """
 
 
-class FrequencySizer:
+class UniformSizer(PooledSizer):
+    """Baseline: every entity gets the same size, ``min(budget // entities, d_max)``.
+
+    Sizes stay exactly equal (the classic baseline), so up to ``entities - 1`` parameters of the
+    budget can go unused. Only the number of entities matters.
+    """
+
+    def pooled_sizes(
+        self, counts: np.ndarray, budget_params: int, *, d_max: int, min_size: int
+    ) -> np.ndarray:
+        """Equal sizes."""
+        size = min(budget_params // counts.size, d_max) if counts.size else d_max
+        return np.full(counts.size, size, dtype=np.int64)
+
+
+class FrequencySizer(PooledSizer):
     """Baseline: sizes proportional to ``(freq + 1) ** beta`` (Ginart et al.'s mixed dimensions).
 
     Users and items share one pool: a single water-filling over all entities spends the whole
     budget (:func:`integer_sizes`), so the user/item split follows the counts. The ``+ 1`` gives
     entities with no interactions in the segment a small positive share instead of zero. Equal
-    counts: users before items, then smaller ids first. The decision is ignored.
+    counts: as :func:`frequency_order` over users then items (items first, larger ids first).
 
     Args:
         beta: Exponent, finite and ``>= 0`` (0: near-equal sizes; 1: proportional to counts).
@@ -189,26 +299,15 @@ class FrequencySizer:
             raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
         self.beta = float(beta)
 
-    def sizes(
-        self,
-        decision: SizeDecision | ArrayLike | None,
-        user_freq: ArrayLike,
-        item_freq: ArrayLike,
-        budget_params: int,
-        *,
-        d_max: int = D_MAX,
-        min_size: int = MIN_SIZE,
-    ) -> SizeAssignment:
-        """See :meth:`Sizer.sizes`; frequency-proportional sizes for all users and items."""
-        users, items = _check_freq(user_freq, "user_freq"), _check_freq(item_freq, "item_freq")
-        counts = np.concatenate([users, items])
-        _check_size_bounds(min_size, d_max)
-        _check_feasible(budget_params, counts.size, min_size)
-        order = np.argsort(-counts, kind="stable")
+    def pooled_sizes(
+        self, counts: np.ndarray, budget_params: int, *, d_max: int, min_size: int
+    ) -> np.ndarray:
+        """Frequency-proportional sizes."""
+        order = frequency_order(counts)
         # (f + 1) ** beta relative to the most frequent entity, via logs: the largest share is
         # exactly 1 and large counts or exponents cannot overflow.
         log_counts = np.log1p(counts[order].astype(np.float64))
         shares = np.exp(self.beta * (log_counts - log_counts[:1]))
         by_id = np.empty(counts.size, dtype=np.int64)
         by_id[order] = integer_sizes(shares, budget_params, min_size=min_size, d_max=d_max)
-        return SizeAssignment.build(by_id[: users.size], by_id[users.size :], budget_params)
+        return by_id

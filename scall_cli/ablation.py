@@ -1,0 +1,85 @@
+"""Gather ablation comparisons (one ``compare.py`` output folder per variant) into one table.
+
+Each sub-folder of ``ROOT`` is one variant: a finished ``compare.py`` output holding
+``segments.csv`` (every committed segment of every run) and ``runs/*/seed*/results.json``. The
+table has, per variant and agent: the environment arguments that differ from the registered id,
+seeds, Recall@20 and NDCG@20 averaged over segments >= 1 (mean +- std over seeds), the mean
+number of search trials a segment got, and the mean wall time of a run. It is printed and
+written to ``ROOT/table.md``.
+
+Example:
+    scall-ablation-table results/ablation-ml1m-mf   (or: python scripts/ablation_table.py ...)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def variant_rows(folder: Path) -> list[dict[str, object]]:
+    """One row per agent of one variant's comparison folder."""
+    segments = pd.read_csv(folder / "segments.csv")
+    later = segments[segments["segment"] >= 1]
+    rows = []
+    for agent, part in later.groupby("agent", sort=False):
+        per_seed = part.groupby("seed")[["recall@20", "ndcg@20"]].mean()
+        summaries = [
+            json.loads(path.read_text())
+            for path in sorted((folder / "runs" / str(agent)).glob("seed*/results.json"))
+        ]
+        env_kwargs = summaries[0]["env_kwargs"] if summaries else {}
+        shown = {k: v for k, v in env_kwargs.items() if k not in ("device", "data_dir")}
+        rows.append(
+            {
+                "variant": folder.name,
+                "agent": agent,
+                "env_kwargs": json.dumps(shown, sort_keys=True),
+                "seeds": len(per_seed),
+                "recall@20": _pm(per_seed["recall@20"]),
+                "ndcg@20": _pm(per_seed["ndcg@20"]),
+                "trials_per_segment": round(float(part["trials"].mean()), 1),
+                "run_minutes": round(float(np.mean([s["wall_time_s"] for s in summaries])) / 60, 1)
+                if summaries
+                else float("nan"),
+            }
+        )
+    return rows
+
+
+def _pm(values: pd.Series) -> str:
+    return (
+        f"{values.mean():.4f}" if len(values) < 2 else f"{values.mean():.4f} ± {values.std():.4f}"
+    )
+
+
+def markdown(rows: list[dict[str, object]]) -> str:
+    """The rows as a Markdown table."""
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("root", type=Path, help="folder holding one comparison folder per variant")
+    args = parser.parse_args(argv)
+    folders = sorted(p for p in args.root.iterdir() if (p / "segments.csv").exists())
+    if not folders:
+        parser.exit(2, f"error: no finished comparison (segments.csv) under {args.root}\n")
+    table = markdown([row for folder in folders for row in variant_rows(folder)])
+    (args.root / "table.md").write_text(table)
+    print(table, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
