@@ -122,7 +122,7 @@ class RecencyReplayBuffer(ReplayBuffer):
 
     Args:
         *args: Passed to :class:`~stable_baselines3.common.buffers.ReplayBuffer`.
-        warmup_transitions: Stored transitions below which the warm-up batch size applies.
+        warmup_transitions: Stored transitions up to which the warm-up batch size applies.
         warmup_batch_size: Batch size during the warm-up.
         **kwargs: Passed to :class:`~stable_baselines3.common.buffers.ReplayBuffer`.
     """

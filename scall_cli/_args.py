@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -71,26 +71,25 @@ def json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def positive_int(text: str) -> int:
-    """Parse an integer >= 1 (an argparse ``type``)."""
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type`` that parses an integer ``>= low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from exc
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """Parse an integer >= 0, such as a seed (an argparse ``type``)."""
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from exc
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+positive_int = int_at_least(1)
+"""Parse an integer >= 1 (an argparse ``type``)."""
+non_negative_int = int_at_least(0)
+"""Parse an integer >= 0, such as a seed (an argparse ``type``)."""
 
 
 def key_value(text: str) -> tuple[str, object]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from scall_cli._args import (
     USER_ERRORS,
@@ -24,6 +26,17 @@ from scall_env.data import DATASETS
 from scall_env.stream import SEGMENTATIONS, StreamConfig, load_stream
 
 COLUMNS = ("segment", "n_interactions", "n_users", "n_items", "n_train", "n_test", "n_test_users")
+
+
+STREAM_OPTIONS: tuple[tuple[str, Callable[[str], Any], str], ...] = (
+    ("--k-core", int, "minimum interactions per user and item"),
+    ("--n-segments", int, "segments for --segmentation count"),
+    ("--new-entity-threshold", int, "new users+items per segment for --segmentation new_entities"),
+    ("--replay-ratio", float, "replay sample size as a share of the segment"),
+    ("--train-fraction", float, "training share of [replay; segment]"),
+    ("--seed", non_negative_int, "replay sampling seed"),
+)
+"""StreamConfig settings taken as options: (flag, parser, help); defaults are StreamConfig's."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,12 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset option, repeatable (e.g. path=reviews.json, sep=';', n_users=500)",
     )
     parser.add_argument(
-        "--k-core",
-        type=int,
-        default=defaults.k_core,
-        help=f"minimum interactions per user and item (default: {defaults.k_core})",
-    )
-    parser.add_argument(
         "--segmentation",
         choices=SEGMENTATIONS,
         default=defaults.segmentation,
@@ -69,52 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
         "users+items; time: fixed time windows (default: count)",
     )
     parser.add_argument(
-        "--n-segments",
-        type=int,
-        default=defaults.n_segments,
-        help=f"segments for --segmentation count (default: {defaults.n_segments})",
+        "--time-window", type=float, default=None, help="window seconds for --segmentation time"
     )
-    parser.add_argument(
-        "--new-entity-threshold",
-        type=int,
-        default=defaults.new_entity_threshold,
-        help="new users+items per segment for --segmentation new_entities "
-        f"(default: {defaults.new_entity_threshold})",
-    )
-    parser.add_argument(
-        "--time-window",
-        type=float,
-        default=None,
-        help="window length in seconds for --segmentation time",
-    )
-    parser.add_argument(
-        "--replay-ratio",
-        type=float,
-        default=defaults.replay_ratio,
-        help=f"replay sample size as a share of the segment (default: {defaults.replay_ratio})",
-    )
-    parser.add_argument(
-        "--train-fraction",
-        type=float,
-        default=defaults.train_fraction,
-        help=f"training share of [replay; segment] (default: {defaults.train_fraction})",
-    )
-    parser.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=defaults.seed,
-        help=f"replay sampling seed (default: {defaults.seed})",
-    )
+    for flag, kind, text in STREAM_OPTIONS:
+        default = getattr(defaults, flag.removeprefix("--").replace("-", "_"))
+        parser.add_argument(flag, type=kind, default=default, help=f"{text} (default: {default})")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Build (or read from the cache) the stream and print its statistics; returns the exit status.
-
-    Args:
-        argv: The arguments without the program name; default ``sys.argv[1:]``.
-    """
+    """Print a stream's statistics for ``argv`` (default ``sys.argv[1:]``); returns the status."""
     parser = build_parser()
     args = parser.parse_args(argv)
 

@@ -102,18 +102,9 @@ def _check_int64(numbers: np.ndarray, values: pd.Series, what: str, kind: str) -
 
 
 def _numeric_seconds(values: pd.Series, what: str) -> np.ndarray:
-    """Numeric timestamps as ``int64`` seconds (fractions are truncated toward minus infinity).
-
-    Args:
-        values: The timestamp column.
-        what: Column description, for messages.
-
-    Returns:
-        Seconds, ``int64``.
-
-    Raises:
-        ValueError: Missing, non-numeric or out-of-range (beyond ``int64``) timestamps.
-    """
+    """Numeric timestamps (column ``values``, described as ``what`` in messages) as ``int64``
+    seconds, fractions truncated toward minus infinity; missing, non-numeric or out-of-range
+    (beyond ``int64``) values raise ``ValueError``."""
     _check_present(values, what)
     if pd.api.types.is_integer_dtype(values.dtype):
         _check_int64(values.to_numpy(), values, what, "timestamp")

@@ -55,26 +55,17 @@ class MovieLensSource:
     file_md5: str
 
 
+_GROUPLENS = "https://files.grouplens.org/datasets/movielens"
 MOVIELENS: dict[str, MovieLensSource] = {
-    "ml-1m": MovieLensSource(
-        name="ml-1m",
-        filename="ratings.dat",
-        sep=":",
-        fields=(0, 2, 4, 6),
-        url="https://files.grouplens.org/datasets/movielens/ml-1m.zip",
-        zip_md5="c4d9eecfca2ab87c1945afe126590906",
-        file_md5="a89aa3591bc97d6d4e0c89459ff39362",
-    ),
-    "ml-100k": MovieLensSource(
-        name="ml-100k",
-        filename="u.data",
-        sep="\t",
-        fields=(0, 1, 2, 3),
-        url="https://files.grouplens.org/datasets/movielens/ml-100k.zip",
-        zip_md5="0e33842e24a9c977be4e0107933c0723",
-        file_md5="6e47046882bad158b0efbb84cd5cb987",
-    ),
-}
+    source.name: source
+    for source in (
+        # name, ratings file, separator, (user, item, rating, time) fields, url, zip / file md5
+        MovieLensSource("ml-1m", "ratings.dat", ":", (0, 2, 4, 6), f"{_GROUPLENS}/ml-1m.zip",
+                        "c4d9eecfca2ab87c1945afe126590906", "a89aa3591bc97d6d4e0c89459ff39362"),
+        MovieLensSource("ml-100k", "u.data", "\t", (0, 1, 2, 3), f"{_GROUPLENS}/ml-100k.zip",
+                        "0e33842e24a9c977be4e0107933c0723", "6e47046882bad158b0efbb84cd5cb987"),
+    )
+}  # fmt: skip
 """Official MovieLens sources, keyed by dataset name."""
 
 

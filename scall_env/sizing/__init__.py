@@ -40,8 +40,10 @@ from scall_env.sizing.integer import assign_by_frequency, frequency_order, integ
 from scall_env.sizing.sizers import (
     DistributionSizer,
     FrequencySizer,
+    PooledSizer,
     SizeAssignment,
     Sizer,
+    SizingRequest,
     UniformSizer,
 )
 
@@ -60,7 +62,9 @@ __all__ = [
     "ShareDistribution",
     "SizeAssignment",
     "SizeDecision",
+    "PooledSizer",
     "Sizer",
+    "SizingRequest",
     "TruncNormal",
     "UniformSizer",
     "assign_by_frequency",

@@ -6,7 +6,7 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -76,8 +76,35 @@ class SizeAssignment:
         return self.user_params / self.params_used if self.params_used else 0.0
 
 
-class Sizer(Protocol):
-    """Maps a decision to embedding sizes for the current users and items under a budget."""
+@dataclass(frozen=True)
+class SizingRequest:
+    """What a sizer sizes: validated counts, the budget and the size bounds.
+
+    Attributes:
+        user_freq: ``int64`` count per user id.
+        item_freq: ``int64`` count per item id.
+        budget_params: Parameter budget, at least ``min_size`` per entity.
+        d_max: Largest size.
+        min_size: Smallest size.
+    """
+
+    user_freq: np.ndarray
+    item_freq: np.ndarray
+    budget_params: int
+    d_max: int
+    min_size: int
+
+    @property
+    def bounds(self) -> dict[str, int]:
+        """``{"min_size": ..., "d_max": ...}`` for the integer-size helpers."""
+        return {"min_size": self.min_size, "d_max": self.d_max}
+
+
+class Sizer(ABC):
+    """Maps a decision to embedding sizes for the current users and items under a budget.
+
+    Subclasses implement :meth:`assign`; :meth:`sizes` validates the input once and calls it.
+    """
 
     def sizes(
         self,
@@ -88,6 +115,7 @@ class Sizer(Protocol):
         *,
         d_max: int = D_MAX,
         min_size: int = MIN_SIZE,
+        **options: Any,
     ) -> SizeAssignment:
         """Sizes for every user and item id.
 
@@ -98,6 +126,7 @@ class Sizer(Protocol):
             budget_params: Parameter budget (see :func:`budget_params`).
             d_max: Largest size.
             min_size: Smallest size.
+            **options: The sizer's own options (e.g. ``exact`` of :class:`DistributionSizer`).
 
         Returns:
             The sizes, within ``[min_size, d_max]`` and the budget.
@@ -105,10 +134,20 @@ class Sizer(Protocol):
         Raises:
             ValueError: A malformed decision or input, or an infeasible budget.
         """
-        ...
+        users, items = _check_freq(user_freq, "user_freq"), _check_freq(item_freq, "item_freq")
+        _check_size_bounds(min_size, d_max)
+        _check_feasible(budget_params, users.size + items.size, min_size)
+        request = SizingRequest(users, items, int(budget_params), int(d_max), int(min_size))
+        return self.assign(decision, request, **options)
+
+    @abstractmethod
+    def assign(
+        self, decision: SizeDecision | ArrayLike | None, request: SizingRequest
+    ) -> SizeAssignment:
+        """The sizes of a validated request (see :meth:`sizes`)."""
 
 
-class DistributionSizer:
+class DistributionSizer(Sizer):
     """SCALL's sizer: decision ``(ratio, alpha_user, alpha_item)``, each strictly in ``(0, 1)``.
 
     ``ratio`` splits the budget (:func:`split_budget` with ``base=ratio_base``); each alpha
@@ -162,15 +201,10 @@ class DistributionSizer:
             self.distribution.shares(choice.alpha_item, n_items) * (budget_params - user_side),
         )
 
-    def sizes(
+    def assign(
         self,
         decision: SizeDecision | ArrayLike | None,
-        user_freq: ArrayLike,
-        item_freq: ArrayLike,
-        budget_params: int,
-        *,
-        d_max: int = D_MAX,
-        min_size: int = MIN_SIZE,
+        request: SizingRequest,
         exact: bool = True,
     ) -> SizeAssignment:
         """See :meth:`Sizer.sizes`; ``exact=False`` gives the authors' uncorrected trial sizes.
@@ -178,26 +212,26 @@ class DistributionSizer:
         Uncorrected sizes that would exceed the budget (many shares below ``min_size``, all
         raised to it) fall back to exact sizing: the budget is never exceeded.
         """
-        users, items = _check_freq(user_freq, "user_freq"), _check_freq(item_freq, "item_freq")
-        bounds = {"min_size": min_size, "d_max": d_max}
+        users, items, budget = request.user_freq, request.item_freq, request.budget_params
         if not exact:
-            reals = self.unclipped(decision, users.size, items.size, budget_params, **bounds)
+            reals = self.unclipped(decision, users.size, items.size, budget, **request.bounds)
             user_sizes, item_sizes = (
-                np.minimum(np.rint(np.maximum(real, min_size)), d_max) for real in reals
+                np.minimum(np.rint(np.maximum(real, request.min_size)), request.d_max)
+                for real in reals
             )
-            if user_sizes.sum() + item_sizes.sum() <= budget_params:
+            if user_sizes.sum() + item_sizes.sum() <= budget:
                 return SizeAssignment.build(
                     assign_by_frequency(user_sizes, users),
                     assign_by_frequency(item_sizes, items),
-                    budget_params,
+                    budget,
                 )
         (user_shares, user_total), (item_shares, item_total) = self._sides(
-            decision, users.size, items.size, budget_params, d_max, min_size
+            decision, users.size, items.size, budget, request.d_max, request.min_size
         )
         return SizeAssignment.build(
-            assign_by_frequency(integer_sizes(user_shares, user_total, **bounds), users),
-            assign_by_frequency(integer_sizes(item_shares, item_total, **bounds), items),
-            budget_params,
+            assign_by_frequency(integer_sizes(user_shares, user_total, **request.bounds), users),
+            assign_by_frequency(integer_sizes(item_shares, item_total, **request.bounds), items),
+            budget,
         )
 
     def _sides(
@@ -226,42 +260,27 @@ class DistributionSizer:
         )
 
 
-class PooledSizer(ABC):
+class PooledSizer(Sizer):
     """A baseline that sizes users and items as one pool of entities and ignores the decision.
 
-    Subclasses implement :meth:`pooled_sizes`; :meth:`sizes` validates the input, pools the
-    counts (users first) and splits the result back into users and items.
+    Subclasses implement :meth:`pooled_sizes`; the pooled counts are users first, then items.
     """
 
-    def sizes(
-        self,
-        decision: SizeDecision | ArrayLike | None,
-        user_freq: ArrayLike,
-        item_freq: ArrayLike,
-        budget_params: int,
-        *,
-        d_max: int = D_MAX,
-        min_size: int = MIN_SIZE,
+    def assign(
+        self, decision: SizeDecision | ArrayLike | None, request: SizingRequest
     ) -> SizeAssignment:
         """See :meth:`Sizer.sizes`; the decision is ignored."""
-        users, items = _check_freq(user_freq, "user_freq"), _check_freq(item_freq, "item_freq")
-        counts = np.concatenate([users, items])
-        _check_size_bounds(min_size, d_max)
-        _check_feasible(budget_params, counts.size, min_size)
-        by_id = self.pooled_sizes(counts, budget_params, d_max=d_max, min_size=min_size)
-        return SizeAssignment.build(by_id[: users.size], by_id[users.size :], budget_params)
+        users = request.user_freq.size
+        by_id = self.pooled_sizes(np.concatenate([request.user_freq, request.item_freq]), request)
+        return SizeAssignment.build(by_id[:users], by_id[users:], request.budget_params)
 
     @abstractmethod
-    def pooled_sizes(
-        self, counts: np.ndarray, budget_params: int, *, d_max: int, min_size: int
-    ) -> np.ndarray:
-        """Sizes of the pooled entities (users then items), within the budget and bounds.
+    def pooled_sizes(self, counts: np.ndarray, request: SizingRequest) -> np.ndarray:
+        """Sizes of the pooled entities (users then items), within the request's budget/bounds.
 
         Args:
             counts: Non-negative ``int64`` count per pooled entity.
-            budget_params: Parameter budget, at least ``min_size`` per entity (checked).
-            d_max: Largest size.
-            min_size: Smallest size.
+            request: The validated request (budget at least ``min_size`` per entity).
         """
 
 
@@ -272,11 +291,10 @@ class UniformSizer(PooledSizer):
     budget can go unused. Only the number of entities matters.
     """
 
-    def pooled_sizes(
-        self, counts: np.ndarray, budget_params: int, *, d_max: int, min_size: int
-    ) -> np.ndarray:
+    def pooled_sizes(self, counts: np.ndarray, request: SizingRequest) -> np.ndarray:
         """Equal sizes."""
-        size = min(budget_params // counts.size, d_max) if counts.size else d_max
+        d_max = request.d_max
+        size = min(request.budget_params // counts.size, d_max) if counts.size else d_max
         return np.full(counts.size, size, dtype=np.int64)
 
 
@@ -299,9 +317,7 @@ class FrequencySizer(PooledSizer):
             raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
         self.beta = float(beta)
 
-    def pooled_sizes(
-        self, counts: np.ndarray, budget_params: int, *, d_max: int, min_size: int
-    ) -> np.ndarray:
+    def pooled_sizes(self, counts: np.ndarray, request: SizingRequest) -> np.ndarray:
         """Frequency-proportional sizes."""
         order = frequency_order(counts)
         # (f + 1) ** beta relative to the most frequent entity, via logs: the largest share is
@@ -309,5 +325,5 @@ class FrequencySizer(PooledSizer):
         log_counts = np.log1p(counts[order].astype(np.float64))
         shares = np.exp(self.beta * (log_counts - log_counts[:1]))
         by_id = np.empty(counts.size, dtype=np.int64)
-        by_id[order] = integer_sizes(shares, budget_params, min_size=min_size, d_max=d_max)
+        by_id[order] = integer_sizes(shares, request.budget_params, **request.bounds)
         return by_id
