@@ -29,9 +29,10 @@ def variant_rows(folder: Path) -> list[dict[str, object]]:
     rows = []
     for agent, part in later.groupby("agent", sort=False):
         per_seed = part.groupby("seed")[["recall@20", "ndcg@20"]].mean()
+        # only the runs the comparison's table holds (a resumed comparison may be under way)
         summaries = [
-            json.loads(path.read_text())
-            for path in sorted((folder / "runs" / str(agent)).glob("seed*/results.json"))
+            json.loads((folder / "runs" / str(agent) / f"seed{seed}" / "results.json").read_text())
+            for seed in per_seed.index
         ]
         env_kwargs = summaries[0]["env_kwargs"] if summaries else {}
         shown = {k: v for k, v in env_kwargs.items() if k not in ("device", "data_dir")}
