@@ -4,18 +4,29 @@ They learn nothing. ``uniform`` and ``frequency`` decide sizes directly: they ha
 their :class:`~scall_env.sizing.Sizer` (:meth:`Baseline.sizer`), so the harness builds their
 environment with ``sizer=...`` and no other special case; their action is ignored by that sizer.
 ``random`` draws seeded uniform actions, ``fixed`` always returns a given action.
+
+None of the four uses the search's trials (:attr:`Baseline.commit_only`), so they can play
+without them: ``learn(..., commit_only=True)`` commits every segment straight away. For
+``uniform``, ``frequency`` and ``fixed`` the committed segments are exactly those of a run with
+trials (the env skips the trials' seeds, see :meth:`scall_env.env.ScallEnv.advance`). ``random``
+is a random policy: its trials never inform its commits, so it commits without them too, but its
+committed actions are then other draws from the same distribution (its generator no longer also
+serves the stopping rule's calls during trials), so its figures differ from a run with trials.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
+from scall_env.search import constant_policy_trials
 from scall_env.sizing import FrequencySizer, Sizer, UniformSizer
 
 
@@ -29,12 +40,15 @@ class Baseline:
     """
 
     name: ClassVar[str] = ""
+    #: True when the agent's commits never depend on the search's trials, so it may skip them.
+    commit_only: ClassVar[bool] = False
 
     def __init__(self, env: gym.Env | None = None, seed: int | None = None, **params: Any) -> None:
         self.env = env
         self.seed = seed
         self.params = params
         self.num_timesteps = 0
+        self._last_obs: np.ndarray | None = None
         self.action_space = (
             env.action_space if env is not None else gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
         )
@@ -67,6 +81,10 @@ class Baseline:
         callback: Any = None,
         progress_bar: bool = False,
         max_episodes: int | None = None,
+        *,
+        commit_only: bool = False,
+        reset_num_timesteps: bool = True,
+        on_commit: Callable[[], None] | None = None,
     ) -> Baseline:
         """Play ``total_timesteps`` steps (resetting at episode ends); nothing is learned.
 
@@ -76,20 +94,59 @@ class Baseline:
             progress_bar: Ignored (accepted for SB3 compatibility).
             max_episodes: Stop once this many episodes ended (after the reset that follows, as
                 SB3's ``StopTrainingOnMaxEpisodes`` does); ``None``: no limit.
+            commit_only: Commit each segment without its search (agents whose
+                :attr:`commit_only` is true; the env must have ``advance``: a
+                :class:`~scall_env.wrappers.ScallMonitor` or the ``ScallEnv``). A commit counts
+                as the :func:`~scall_env.search.constant_policy_trials` steps it replaces.
+            reset_num_timesteps: Start afresh from ``reset(seed=seed)``; ``False`` continues
+                where the last call or :meth:`set_state` left off (``total_timesteps`` more), as
+                in SB3.
+            on_commit: Called after each step that committed, once the env is ready for the
+                next (after the reset that follows an episode), e.g. to write a checkpoint.
+
+        Raises:
+            ValueError: No env, or ``commit_only`` for an agent that uses its trials or an env
+                without ``advance``.
         """
         if self.env is None:
             raise ValueError("learn() needs an environment; pass env= when building the baseline")
-        obs, _ = self.env.reset(seed=self.seed)
-        episodes = 0
-        for _ in range(total_timesteps):
-            obs, _, terminated, truncated, _ = self.env.step(self.predict(obs)[0])
-            self.num_timesteps += 1
-            if terminated or truncated:
-                obs, _ = self.env.reset()
+        advance = getattr(self.env, "advance", None)
+        if commit_only and (not self.commit_only or advance is None):
+            raise ValueError(
+                f"commit_only needs an agent that does not use its trials (not {self.name!r}: "
+                f"{', '.join(k for k, v in BASELINES.items() if v.commit_only)}) and an env with "
+                "advance() (a ScallMonitor or the ScallEnv)"
+            )
+        if reset_num_timesteps or self._last_obs is None:
+            self._last_obs, _ = self.env.reset(seed=self.seed)
+            self.num_timesteps = 0
+        cost = constant_policy_trials(self.env.unwrapped.config) if commit_only else 1
+        end, episodes = self.num_timesteps + total_timesteps, 0
+        while self.num_timesteps + cost <= end:
+            if commit_only:
+                advance(skip_search=True)
+                committed, done = True, self.env.unwrapped.core.done
+            else:
+                obs, _, terminated, truncated, info = self.env.step(self.predict(self._last_obs)[0])
+                self._last_obs, committed, done = obs, "commit" in info, terminated or truncated
+            self.num_timesteps += cost
+            if done:
+                self._last_obs, _ = self.env.reset()
                 episodes += 1
                 if max_episodes is not None and episodes >= max_episodes:
                     break
+            if committed and on_commit is not None:
+                on_commit()
         return self
+
+    def get_state(self) -> dict[str, Any]:
+        """A copy of everything but the env (parameters, counters, generators, the last
+        observation; a search agent's search too), for :meth:`set_state` (checkpoints)."""
+        return copy.deepcopy({k: v for k, v in self.__dict__.items() if k != "env"})
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`get_state` (then ``learn(..., reset_num_timesteps=False)``)."""
+        self.__dict__.update(copy.deepcopy(state))
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the baseline's name, seed and parameters as JSON."""
@@ -112,6 +169,7 @@ class UniformBaseline(Baseline):
     """Every entity gets the same size (``budget // entities``, at most ``d_max``)."""
 
     name = "uniform"
+    commit_only = True
 
     @classmethod
     def sizer(cls, **params: Any) -> Sizer:
@@ -126,6 +184,7 @@ class FrequencyBaseline(Baseline):
     """
 
     name = "frequency"
+    commit_only = True
 
     def __init__(
         self, env: gym.Env | None = None, seed: int | None = None, beta: float = 0.5
@@ -141,6 +200,7 @@ class RandomBaseline(Baseline):
     """Uniformly random actions from a seeded generator."""
 
     name = "random"
+    commit_only = True
 
     def __init__(self, env: gym.Env | None = None, seed: int | None = None) -> None:
         super().__init__(env, seed)
@@ -163,6 +223,7 @@ class FixedBaseline(Baseline):
     """
 
     name = "fixed"
+    commit_only = True
 
     def __init__(
         self,

@@ -1,7 +1,11 @@
-"""One way to build, load and configure every agent: SCALL's SAC, SB3 algorithms, baselines.
+"""One way to build, load and configure every agent: SCALL's SAC, SB3 algorithms, baselines and
+search agents.
 
 Hyper-parameters live in YAML, one file per algorithm (``configs/algos/<algo>.yaml``), with one
-section per environment id and a ``default`` section, as in RL Baselines3 Zoo.
+section per environment id and a ``default`` section, as in RL Baselines3 Zoo. The search agents
+(:mod:`agents.search_agents`) are baselines to everything else: importing this module adds them
+to :data:`agents.baselines.BASELINES`, so the harness plays them for one pass like the
+baselines and :meth:`Baseline.load <agents.baselines.Baseline.load>` finds them by name.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckA
 
 from agents.baselines import BASELINES, Baseline
 from agents.scall import ScallSAC
-from scall_env.sizing import Sizer
+from agents.search_agents import ENV_KWARGS as SEARCH_ENV_KWARGS
+from agents.search_agents import SEARCH_AGENTS, SearchAgent
 
 SB3_ALGOS: dict[str, type[BaseAlgorithm]] = {
     "scall": ScallSAC,
@@ -31,6 +36,7 @@ SB3_ALGOS: dict[str, type[BaseAlgorithm]] = {
     "a2c": A2C,
 }
 """Learning agents by name."""
+BASELINES.update(SEARCH_AGENTS)  # the registry of agents played without an SB3 learner
 ALGOS: tuple[str, ...] = (*SB3_ALGOS, *BASELINES)
 """Every agent name the harness accepts."""
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "algos"
@@ -87,9 +93,12 @@ def read_yaml(path: Path, what: str) -> Any:
         raise ValueError(f"{what} {path} is not a text file ({exc})") from exc
 
 
-def env_overrides(algo: str, hyperparams: dict[str, Any]) -> dict[str, Sizer]:
-    """Environment keyword arguments an agent needs (a baseline's sizer), else ``{}``."""
+def env_overrides(algo: str, hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """Environment keyword arguments an agent needs (a baseline's sizer, a search agent's
+    ``commit="best"``), else ``{}``."""
     check_algo(algo)
+    if algo in SEARCH_AGENTS:
+        return dict(SEARCH_ENV_KWARGS)
     if algo in BASELINES:
         sizer = BASELINES[algo].sizer(**hyperparams)
         if sizer is not None:
@@ -168,18 +177,23 @@ def make_agent(
         raise ValueError(f"bad hyper-parameters for {algo}: {exc}") from exc
 
 
-def load_agent(algo: str, path: str | os.PathLike, env: gym.Env | None = None) -> Agent:
-    """Load an agent saved by ``agent.save(path)``.
+def load_agent(
+    algo: str, path: str | os.PathLike, env: gym.Env | None = None, device: str = "auto"
+) -> Agent:
+    """Load an agent saved by ``agent.save(path)`` (a search agent with its search state).
 
     Args:
         algo: Agent name used when it was built.
         path: The saved file (``.zip`` for SB3 agents, ``.json`` for baselines).
         env: Environment to attach (optional for prediction).
+        device: Torch device of an SB3 agent's networks (``"auto"``: CUDA when available).
     """
     check_algo(algo)
+    if algo in SEARCH_AGENTS:
+        return SearchAgent.load(path, env=env)
     if algo in BASELINES:
         return Baseline.load(path, env=env)
-    return SB3_ALGOS[algo].load(path, env=env)
+    return SB3_ALGOS[algo].load(path, env=env, device=device)
 
 
 def model_filename(algo: str) -> str:

@@ -10,17 +10,20 @@ commit policy (the paper's protocol), trains, and writes into ``run_dir``:
 * ``trials.csv``: one row per environment step;
 * ``sizes_last_segment.npz``: sizes and frequencies of the last committed segment;
 * the saved agent (``model.zip`` for SB3 agents, ``model.json`` for baselines);
-and TensorBoard logs into ``tensorboard_dir`` when one is given. :func:`finished_run` reads a run
-back only when its fingerprint equals the one requested (what ``compare.py --resume`` relies on).
+and TensorBoard logs into ``tensorboard_dir`` when one is given. While it runs, ``checkpoint.pt``
+holds its state after the last committed segment (:mod:`agents.checkpoint`; removed once
+``results.json`` is written), from which ``run_agent(..., resume=True)`` continues.
+:func:`finished_run` reads a run back only when its fingerprint equals the one requested (what
+``compare.py --resume`` relies on).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -30,18 +33,28 @@ import numpy as np
 import pandas as pd
 import stable_baselines3
 import torch
-from stable_baselines3.common.callbacks import StopTrainingOnMaxEpisodes
+from stable_baselines3.common.callbacks import CallbackList, StopTrainingOnMaxEpisodes
+from stable_baselines3.common.monitor import Monitor
 from torch.utils.tensorboard import SummaryWriter
 
 import scall_env  # noqa: F401  (registers the environment ids)
 from agents.baselines import BASELINES
+from agents.checkpoint import (
+    CHECKPOINT_FILE,
+    FORMAT_VERSION,
+    CheckpointCallback,
+    Checkpointer,
+    read_checkpoint,
+    restore_sb3,
+    set_rng_state,
+)
 from agents.commit import live_policy
-from agents.factory import check_algo, env_overrides, make_agent, model_filename
+from agents.factory import SB3_ALGOS, Agent, check_algo, env_overrides, make_agent, model_filename
 from scall_env.cache import atomic_path, digest
 from scall_env.config import EnvConfig
 from scall_env.recsys import resolve_device
 from scall_env.registration import ENTRY_POINT
-from scall_env.wrappers import ScallMonitor
+from scall_env.wrappers import TRIAL_KEYS, ScallMonitor
 
 METRICS = ("recall@20", "ndcg@20", "recall@10", "ndcg@10", "recall@5", "ndcg@5")
 """Committed-segment metrics averaged in the results (segments ``t >= 1``, as in the paper)."""
@@ -122,44 +135,70 @@ def resolved_env_kwargs(
     return {name: getattr(config, name) for name in EnvConfig.keywords()}
 
 
-def run_settings(
-    algo: str,
-    env_id: str,
-    *,
-    env_kwargs: dict[str, Any] | None = None,
-    hyperparams: dict[str, Any] | None = None,
-    seed: int = 0,
-    total_timesteps: int | None = None,
-    device: str = "auto",
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunOptions:
+    """What decides a run's outputs besides the agent and the env id: the keyword arguments that
+    :func:`run_agent` and :func:`run_settings` take (``**options``).
+
+    Attributes:
+        env_kwargs: Keyword arguments of ``gym.make`` (``device`` defaults to ``device``).
+        hyperparams: Agent constructor arguments (see :func:`agents.factory.load_hyperparams`).
+        seed: Seed of the environment and the agent.
+        total_timesteps: Steps to take; ``None``: one pass over the stream.
+        device: Torch device of the agent and, unless ``env_kwargs`` says otherwise, the env.
+        commit_only: Let the agents that do not use the search's trials
+            (:attr:`agents.baselines.Baseline.commit_only`) commit every segment without them;
+            other agents search as always.
+    """
+
+    env_kwargs: dict[str, Any] | None = None
+    hyperparams: dict[str, Any] | None = None
+    seed: int = 0
+    total_timesteps: int | None = None
+    device: str = "auto"
+    commit_only: bool = False
+
+    def skips_search(self, algo: str) -> bool:
+        """Whether ``algo`` commits without searching under these options."""
+        return self.commit_only and algo in BASELINES and BASELINES[algo].commit_only
+
+
+def run_settings(algo: str, env_id: str, **options: Any) -> dict[str, Any]:
     """Everything that determines what a run produces, as JSON values.
 
     Agent, env id, every env keyword (:func:`resolved_env_kwargs`, less the cache location),
-    hyper-parameters, seed, requested steps (``None``: one pass), the agent's resolved device and
-    the versions of scall, torch and Stable-Baselines3. Its :func:`~scall_env.cache.digest` is
-    the run's fingerprint.
+    hyper-parameters, seed, requested steps (``None``: one pass), the agent's resolved device,
+    ``commit_only`` when the agent skips the search, and the versions of scall, torch and
+    Stable-Baselines3. Its :func:`~scall_env.cache.digest` is the run's fingerprint.
+
+    Args:
+        algo: Agent name.
+        env_id: A registered environment id.
+        **options: The fields of :class:`RunOptions`.
 
     Raises:
-        ValueError, TypeError: As :func:`resolved_env_kwargs`, or an unknown ``algo``.
+        ValueError, TypeError: As :func:`resolved_env_kwargs`, an unknown ``algo`` or option.
     """
     check_algo(algo)
-    env = resolved_env_kwargs(env_id, env_kwargs, device)
-    return _jsonable(
-        {
-            "algo": algo,
-            "env_id": env_id,
-            "env_kwargs": {k: v for k, v in env.items() if k not in NOT_IN_FINGERPRINT},
-            "hyperparams": hyperparams or {},
-            "seed": seed,
-            "total_timesteps": total_timesteps,
-            "device": resolve_device(device).type,
-            "versions": {
-                "scall": version("scall"),
-                "torch": torch.__version__,
-                "stable_baselines3": stable_baselines3.__version__,
-            },
-        }
-    )
+    opts = RunOptions(**options)
+    env = resolved_env_kwargs(env_id, opts.env_kwargs, opts.device)
+    settings = {
+        "algo": algo,
+        "env_id": env_id,
+        "env_kwargs": {k: v for k, v in env.items() if k not in NOT_IN_FINGERPRINT},
+        "hyperparams": opts.hyperparams or {},
+        "seed": opts.seed,
+        "total_timesteps": opts.total_timesteps,
+        "device": resolve_device(opts.device).type,
+        "versions": {
+            "scall": version("scall"),
+            "torch": torch.__version__,
+            "stable_baselines3": stable_baselines3.__version__,
+        },
+    }
+    if opts.skips_search(algo):  # only then: other runs keep the fingerprints they had
+        settings["commit_only"] = True
+    return _jsonable(settings)
 
 
 def one_pass_timesteps(env: gym.Env) -> int:
@@ -171,75 +210,98 @@ def run_agent(
     algo: str,
     env_id: str,
     *,
-    env_kwargs: dict[str, Any] | None = None,
-    hyperparams: dict[str, Any] | None = None,
-    seed: int = 0,
-    total_timesteps: int | None = None,
-    device: str = "auto",
     run_dir: str | os.PathLike,
     tensorboard_dir: str | os.PathLike | None = None,
     progress_bar: bool = False,
+    on_commit: Callable[[dict[str, Any]], None] | None = None,
+    resume: bool = False,
+    **options: Any,
 ) -> RunResult:
     """Train (or play, for baselines) one agent on one environment and write the outputs.
+
+    After every committed segment the run writes a checkpoint (:mod:`agents.checkpoint`);
+    ``resume=True`` continues from it, and the finished run's ``results.json``,
+    ``segments.csv`` and ``trials.csv`` are those of a run never interrupted (wall time aside).
 
     Args:
         algo: Agent name (see :data:`agents.factory.ALGOS`).
         env_id: A registered environment id.
-        env_kwargs: Keyword arguments of ``gym.make`` (``device`` defaults to ``device``).
-        hyperparams: Agent constructor arguments (see :func:`agents.factory.load_hyperparams`).
-        seed: Seed of the environment and the agent.
-        total_timesteps: Steps to take; default one pass over the stream.
-        device: Torch device of the agent and, unless ``env_kwargs`` says otherwise, the env.
         run_dir: Output folder (created).
         tensorboard_dir: Folder for TensorBoard logs (the env's scalars under ``scall_env/``,
             SB3's beside them), or ``None`` for none.
         progress_bar: Show a progress bar.
+        on_commit: Called with every commit row as it happens (live progress).
+        resume: Continue from the checkpoint in ``run_dir``.
+        **options: The fields of :class:`RunOptions` (env kwargs, hyper-parameters, seed, ...).
 
     Raises:
-        ValueError: Bad hyper-parameters, environment arguments or ``total_timesteps``.
+        ValueError: Bad hyper-parameters, environment arguments or ``total_timesteps``, or
+            ``resume`` without a usable checkpoint (the message says why).
     """
-    hyperparams = dict(hyperparams or {})
-    settings = run_settings(
-        algo,
-        env_id,
-        env_kwargs=env_kwargs,
-        hyperparams=hyperparams,
-        seed=seed,
-        total_timesteps=total_timesteps,
-        device=device,
-    )
-    kwargs = {"device": device, **(env_kwargs or {}), **env_overrides(algo, hyperparams)}
+    opts = RunOptions(**options)
+    hyperparams = dict(opts.hyperparams or {})
+    settings = run_settings(algo, env_id, **options)
     run_dir = Path(run_dir)
+    checkpoint = None
+    if resume:
+        checkpoint, why = read_checkpoint(run_dir, settings)
+        if checkpoint is None:
+            raise ValueError(f"cannot resume the run in {run_dir}: {why or 'it has no checkpoint'}")
+    # results.json records what was asked for; the agent's own overrides (a baseline's sizer)
+    # follow from algo and hyper-parameters, and their repr would differ from run to run
+    asked = {"device": opts.device, **(opts.env_kwargs or {})}
+    kwargs = {**asked, **env_overrides(algo, hyperparams)}
     run_dir.mkdir(parents=True, exist_ok=True)
     # results.json marks a finished run: an old one must not describe the outputs of this one.
     (run_dir / RESULTS_FILE).unlink(missing_ok=True)
     env = gym.make(env_id, **kwargs)
-    one_pass = total_timesteps is None
-    steps = one_pass_timesteps(env) if one_pass else int(total_timesteps)
+    one_pass = opts.total_timesteps is None
+    steps = one_pass_timesteps(env) if one_pass else int(opts.total_timesteps)
     if steps < 1:
-        raise ValueError(f"total_timesteps must be >= 1, got {total_timesteps}")
-    writer = (
-        None if tensorboard_dir is None else SummaryWriter(str(Path(tensorboard_dir, "scall_env")))
+        raise ValueError(f"total_timesteps must be >= 1, got {opts.total_timesteps}")
+    if checkpoint is None:
+        (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+    writer = None
+    if tensorboard_dir is not None:  # a resumed run hides what the killed one logged after it
+        purge = None if checkpoint is None else checkpoint["meta"]["steps"]
+        writer = SummaryWriter(str(Path(tensorboard_dir, "scall_env")), purge_step=purge)
+    monitor = ScallMonitor(
+        env, writer=writer, progress_total=steps if progress_bar else None, on_commit=on_commit
     )
-    monitor = ScallMonitor(env, writer=writer, progress_total=steps if progress_bar else None)
     agent = make_agent(
-        algo,
-        monitor,
-        hyperparams,
-        seed=seed,
-        device=device,
+        algo, monitor, hyperparams, seed=opts.seed, device=opts.device,
         tensorboard_log=tensorboard_dir,
-    )
+    )  # fmt: skip
+    if checkpoint is not None:
+        agent = _restore(algo, agent, monitor, checkpoint, opts)
     env.unwrapped.set_commit_policy(live_policy(agent))
-    start = time.perf_counter()
-    if not one_pass:
-        agent.learn(total_timesteps=steps)
-    elif algo in BASELINES:
-        agent.learn(total_timesteps=steps, max_episodes=1)
-    else:  # one pass ends when the first episode terminates, whatever its length
-        agent.learn(total_timesteps=steps, callback=StopTrainingOnMaxEpisodes(max_episodes=1))
-    steps = monitor.steps
-    wall = time.perf_counter() - start
+    meta = {
+        "version": FORMAT_VERSION,
+        "fingerprint": digest(settings),
+        "settings": settings,
+        "algo": algo,
+        "env_id": env_id,
+        "options": _jsonable(asdict(opts)),
+        "tensorboard_dir": None if tensorboard_dir is None else str(tensorboard_dir),
+    }
+    elapsed = 0.0 if checkpoint is None else checkpoint["meta"]["elapsed_s"]
+    saver = Checkpointer(run_dir, meta, agent, monitor, elapsed)
+    remaining = steps - (0 if checkpoint is None else agent.num_timesteps)
+    fresh = checkpoint is None
+    if algo in BASELINES:
+        agent.learn(
+            total_timesteps=remaining,
+            max_episodes=1 if one_pass else None,  # one pass ends when the first episode does
+            commit_only=opts.skips_search(algo),
+            reset_num_timesteps=fresh,
+            on_commit=saver.save,
+        )
+    else:
+        callbacks = [CheckpointCallback(saver.save)]
+        if one_pass:
+            callbacks.append(StopTrainingOnMaxEpisodes(max_episodes=1))
+        agent.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=fresh)
+    wall = saver.elapsed_s
     monitor.close()
     agent.save(run_dir / model_filename(algo))
 
@@ -251,16 +313,37 @@ def run_agent(
     result = RunResult(
         algo=algo,
         env_id=env_id,
-        seed=seed,
+        seed=opts.seed,
         run_dir=run_dir,
         segments=first_pass,
         averages=averages,
-        total_timesteps=steps,
+        total_timesteps=monitor.steps,
         wall_time_s=wall,
         last_sizes=monitor.last_sizes.get(0, {}),
     )
-    _write_outputs(result, monitor, kwargs, hyperparams, settings)
+    _write_outputs(result, monitor, asked, hyperparams, settings)
+    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # results.json now marks it finished
     return result
+
+
+def _restore(
+    algo: str, agent: Agent, monitor: ScallMonitor, checkpoint: dict[str, Any], opts: RunOptions
+) -> Agent:
+    """Put the env, the monitor, the agent and the generators back as they were at the
+    checkpoint; returns the agent (an SB3 model is loaded anew)."""
+    state = {"state": checkpoint["env"]}
+    if algo in BASELINES:
+        monitor.reset(options=state)
+        agent.set_state(checkpoint["agent_state"])
+    else:
+        # SB3 puts a Monitor of its own around the env; this one is reset (restored) here, as
+        # SB3 does not reset an env whose last observation it has
+        sb3_env = Monitor(monitor)
+        sb3_env.reset(options=state)
+        agent = restore_sb3(SB3_ALGOS[algo], checkpoint, sb3_env, opts.seed, opts.device)
+    monitor.set_state(checkpoint["monitor"])
+    set_rng_state(checkpoint["rng"])  # last: building and loading above drew from them
+    return agent
 
 
 def load_run(run_dir: str | os.PathLike) -> RunResult:
@@ -336,7 +419,7 @@ def finished_run(
     ):
         return None, f"{path} has no valid settings fingerprint (an older or damaged file)"
     if stored["fingerprint"] != digest(settings):
-        changed = "; ".join(_differences(stored_settings, settings))
+        changed = "; ".join(differences(stored_settings, settings))
         return None, f"{path} was made with other settings ({changed})"
     try:
         return load_run(run_dir), ""
@@ -344,13 +427,13 @@ def finished_run(
         return None, str(exc)
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
     """``key: old -> new`` for every differing key (nested mappings by dotted key)."""
     changes = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            changes += _differences(a, b, f"{prefix}{key}.")
+            changes += differences(a, b, f"{prefix}{key}.")
         elif a != b:
             changes.append(f"{prefix}{key}: {json.dumps(a)} -> {json.dumps(b)}")
     return changes
@@ -365,7 +448,9 @@ def _write_outputs(
 ) -> None:
     run_dir = result.run_dir
     pd.DataFrame(monitor.commits).to_csv(run_dir / "segments.csv", index=False)
-    pd.DataFrame(monitor.trials).to_csv(run_dir / "trials.csv", index=False)
+    # a run without trials still gets the columns, so that every trials.csv reads back alike
+    columns = None if monitor.trials else ["episode", "step", "reward", *TRIAL_KEYS]
+    pd.DataFrame(monitor.trials, columns=columns).to_csv(run_dir / "trials.csv", index=False)
     (run_dir / SIZES_FILE).unlink(missing_ok=True)
     if result.last_sizes:
         with atomic_path(run_dir / SIZES_FILE) as tmp, tmp.open("wb") as fh:

@@ -13,6 +13,7 @@ Typical use::
     plot_recall(segments, out / "recall_per_segment.png")
     plot_sizes(results, out / "size_vs_rank.png")
     plot_params(segments, out / "params_vs_budget.png")
+    text += write_statistics(segments, out)  # statistics.csv, intervals.png (agents.stats)
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from agents.stats import METRICS as STAT_METRICS
+from agents.stats import statistics_markdown, statistics_table
 
 if TYPE_CHECKING:  # annotations only: the tables and plots need no harness (torch, SB3)
     from agents.harness import RunResult
@@ -224,14 +228,52 @@ def plot_params(segments: pd.DataFrame, path: Path) -> None:
     fig.savefig(path, dpi=DPI)
 
 
+def plot_intervals(table: pd.DataFrame, path: Path) -> None:
+    """IQM and bootstrap interval of Recall@20 and NDCG@20 per (budget, agent), one panel each.
+
+    Args:
+        table: A :func:`agents.stats.statistics_table`.
+        path: The image file to write.
+    """
+    labels = [f"{row.agent} ({row.budget})" for row in table.itertuples()]
+    fig = Figure(figsize=(10, 1.5 + 0.4 * len(table)), layout="tight")
+    axes = fig.subplots(1, len(STAT_METRICS), sharey=True, squeeze=False)[0]
+    rank = np.arange(len(table))[::-1]  # the first row at the top
+    for ax, metric in zip(axes, STAT_METRICS, strict=True):
+        centre = table[f"{metric}_iqm"].to_numpy()
+        spread = [centre - table[f"{metric}_ci_low"], table[f"{metric}_ci_high"] - centre]
+        ax.errorbar(centre, rank, xerr=np.abs(spread), fmt="o", capsize=4)
+        ax.set(title=f"{metric}: IQM and 95% bootstrap interval", xlabel=metric)
+    axes[0].set_yticks(rank, labels)
+    fig.savefig(path, dpi=DPI)
+
+
+def write_statistics(segments: pd.DataFrame, output: Path, reference_agent: str = "scall") -> str:
+    """Write ``statistics.csv`` and ``intervals.png`` into ``output``; returns the Markdown section.
+
+    Args:
+        segments: The :func:`long_table`.
+        output: An existing folder.
+        reference_agent: The agent tested against every other (see
+            :func:`agents.stats.statistics_table`).
+    """
+    table = statistics_table(segments, reference_agent)
+    table.to_csv(output / "statistics.csv", index=False)
+    if not table.empty:
+        plot_intervals(table, output / "intervals.png")
+    return statistics_markdown(table, reference_agent)
+
+
 def write_report(
     results: Sequence[tuple[Any, RunResult]], config: dict[str, Any], output: Path
 ) -> str:
     """Write every table and plot of a comparison into ``output``; returns the markdown report.
 
     Files: ``segments.csv`` (:func:`long_table`), ``summary.csv`` (:func:`summary_table`),
-    ``results.md`` (:func:`markdown` plus the total wall time of the runs),
-    ``recall_per_segment.png``, ``size_vs_rank.png`` and ``params_vs_budget.png``.
+    ``results.md`` (:func:`markdown`, the total wall time of the runs and the statistics
+    section), ``statistics.csv`` and ``intervals.png`` (:func:`write_statistics`, SCALL's agent
+    as the reference), ``recall_per_segment.png``, ``size_vs_rank.png`` and
+    ``params_vs_budget.png``.
 
     Args:
         results: ``(budget, result)`` pairs, at least one.
@@ -245,6 +287,7 @@ def write_report(
     report = markdown(summary, segments, config)
     run_time = sum(result.wall_time_s for _, result in results)
     report += f"\nWall time of the runs (training, excluding set-up): {run_time:.0f} s.\n"
+    report += "\n" + write_statistics(segments, output)
     (output / "results.md").write_text(report)
     plot_recall(segments, output / "recall_per_segment.png")
     plot_sizes(results, output / "size_vs_rank.png")

@@ -1,27 +1,43 @@
-"""Time one search trial of the SCALL environment: ``SearchCore.trial``, the env's own step.
+"""Time search trials of the SCALL environment: ``SearchCore.trial``, the env's own step.
 
 A *trial* is what one environment step costs: :meth:`scall_env.search.SearchCore.trial` on
 segment ``--segment`` of ``--n-segments`` (mean size ``c = --budget``, ``d_max`` 256, power-law
-decision ``--decision``): sizes, a fresh model, ``--batches`` BPR batches of ``--batch-size``
-triples from scratch, and one evaluation (Recall/NDCG@20 over the segment's test users). The
-core is configured through ``EnvConfig(base_model=...)`` exactly as ``gym.make`` configures it,
-and put on the segment without training the earlier ones (``_common.place_at_segment``; a trial
-does not depend on the committed model). Each model's trials run in a fresh subprocess
+decision): sizes, a fresh model, ``--batches`` BPR batches of ``--batch-size`` triples from
+scratch, and one evaluation (Recall/NDCG@20 over the segment's test users). The core is
+configured through ``EnvConfig(base_model=...)`` exactly as ``gym.make`` configures it, and put on
+the segment without training the earlier ones (``_common.place_at_segment``; a trial does not
+depend on the committed model). Each model's trials run in a fresh subprocess
 (``_common.run_child``), so its ``peak_rss_mb`` (the child's peak resident memory, stream
 included) is its own; the parent also records ``getrusage(RUSAGE_CHILDREN)`` after each child.
 
+Trials run at three kinds of action: the benchmark decision ``--decision`` (default 0.5 0.5 0.5;
+best of ``--repeat``), the skewed decision 0.5 0.02 0.02 (the largest sizes, up to 85 on ML-1M
+segment 5; best of ``--repeat``) and ``--random-actions`` uniform actions in ``[-1, 1]^3`` (the
+env's mapping, seeded by ``--seed``; their mean).
+
 Reported (seconds unless named otherwise): ``build_s`` (read the ratings and build the stream,
 no cache), ``segment_s`` (materialise the segment), ``sizing_s`` (``SearchCore.sizes``) and the
-sizes' max/mean, ``{model}_trial_s`` (best ``SearchCore.trial``; every one in ``_all``),
-``{model}_batch_s`` (the trial's training time less the trainer set-up, per batch),
-``{model}_parts`` (the trial's calls of ``SearchCore.sizes``, ``SearchCore.new_model`` and the
-evaluation, timed as the trial makes them; ``train_s`` the rest of the trial; the trial's
-``fitness``), ``eval_s`` (best of 3 evaluations of the trained LightGCN model; LightGCN's
-evaluation includes the propagation), ``evaluator_build_s`` (once per segment; the core caches
-it, so it is not part of a trial), ``{model}_process_warmup_s`` (the first optimiser of a process
-imports ``torch._dynamo``, about 1.5 s, once per process: done before the timed trials),
-``peak_rss_mb`` (LightGCN child), ``torch_threads``, ``cpus`` and the load average before and
-after (other jobs on the machine inflate the timings).
+sizes' max/mean, ``{model}_trial_s`` (best trial at the benchmark decision; every one in
+``_all``), ``{model}_trial_skewed_s``, ``{model}_trial_random_s`` (mean; each in ``_all``),
+``{model}_batch_s`` (the trial's training time less the trainer set-up, per batch; also
+``_skewed`` and ``_random``), ``{model}_parts`` (the benchmark trial's calls of
+``SearchCore.sizes``, ``SearchCore.new_model`` and the evaluation, timed as the trial makes them;
+``train_s`` the rest of the trial; the trial's ``fitness``), ``eval_s`` (best of 3 evaluations of
+the trained LightGCN model; LightGCN's evaluation includes the propagation),
+``evaluator_build_s`` (once per segment; the core caches it, so it is not part of a trial),
+``{model}_process_warmup_s`` (the first optimiser of a process imports ``torch._dynamo``, about
+1.5 s, once per process: done before the timed trials), ``peak_rss_mb`` (LightGCN child),
+``torch_threads``, ``cpus`` and the load average before and after (other jobs on the machine
+inflate the timings).
+
+The floor of a LightGCN batch, measured in the same child at the trial's sizes:
+``lightgcn_floor_s`` is the median over ``--floor-repeats`` (half before the benchmark trials,
+half after) of one bare propagation forward and backward through the trial model's
+:class:`~scall_env.recsys.PropagationPlan` (training's active-row products) plus one fused Adam
+step over a vector of the trial's used parameters: what a batch cannot avoid. ``lightgcn_floor_
+ratio`` is ``lightgcn_batch_s / lightgcn_floor_s``; ``lightgcn_floor_skewed_s`` and
+``lightgcn_floor_ratio_skewed`` the same at the skewed decision. The ratio is what to compare
+across machines and loads; absolute times move with both.
 
 Shared machines: torch's OpenMP threads spin while they wait by default; when other processes
 keep the cores busy, small ops then wait for descheduled threads and a batch can take 10-25x
@@ -36,7 +52,6 @@ Example (prints JSON; a few minutes on 2 CPU cores)::
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 from typing import Any
 
@@ -47,27 +62,33 @@ from _common import (
     load_average,
     machine,
     make_parser,
-    peak_rss_mb,
-    place_at_segment,
     print_report,
     run_child,
     timed,
 )
+from _trials import SKEWED, trial_timings
 
 from scall_env.config import EnvConfig
-from scall_env.recsys import Trainer
 from scall_env.search import SearchCore
 from scall_env.sizing import SizeDecision
 
 MODEL_NAMES: tuple[str, ...] = ("lightgcn", "mf")
 TARGETS: dict[str, float] = {
     "lightgcn_trial_s": 30.0,
-    "mf_trial_s": 3.0,
+    "lightgcn_floor_ratio": 1.5,
+    "mf_trial_s": 1.0,
     "eval_s": 0.3,
     "peak_rss_mb": 2048.0,
 }
 """Targets on 2 CPU cores (``peak_rss_mb``: strictly below)."""
 PART_KEYS = ("sizing_s", "model_s", "trainer_setup_s", "train_s", "trial_eval_s", "fitness")
+CHILD_KEYS = (
+    "trial_s", "trial_s_all", "batch_s", "eval_s", "process_warmup_s", "trial_skewed_s",
+    "batch_skewed_s", "size_max_skewed", "trial_random_s", "batch_random_s", "trial_random_s_all",
+    "size_max_random_all", "floor_s", "floor_s_all", "floor_ratio", "floor_skewed_s",
+    "floor_ratio_skewed",
+)  # fmt: skip
+"""What each model's child reports under ``{model}_`` (floors: LightGCN only)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -108,6 +129,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="repetitions of the stream build and of each trial; the best is reported and "
         "every value listed (default: 1)",
     )
+    for flag, low, default, text in (
+        ("--random-actions", 0, 10, "random actions whose trials are averaged"),
+        ("--floor-repeats", 2, 20, "repetitions of the LightGCN floor; the median is reported"),
+    ):
+        parser.add_argument(
+            flag, type=int_at_least(low), default=default, help=f"{text} (default: {default})"
+        )
     parser.add_argument(
         "--models",
         nargs="+",
@@ -139,102 +167,6 @@ def env_kwargs(args: argparse.Namespace, base_model: str) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "device": args.device,
         "use_cache": False,
-    }
-
-
-class _CallTimes:
-    """Seconds spent in some methods of an object, through instance-level wrappers.
-
-    The wrapped methods run unchanged; the caller (``SearchCore.trial``) is not re-implemented.
-    """
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def wrap(self, obj: Any, method: str, key: str) -> None:
-        original = getattr(obj, method)
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            value, seconds = timed(original, *args, **kwargs)
-            self.seconds[key] = self.seconds.get(key, 0.0) + seconds
-            return value
-
-        setattr(obj, method, wrapper)
-
-
-def trial_timings(
-    config: dict[str, Any], segment: int, decision: list[float], repeat: int, seed: int
-) -> dict[str, Any]:
-    """Times ``repeat`` calls of ``SearchCore.trial`` on ``segment`` in this process.
-
-    Args:
-        config: ``EnvConfig`` keywords (:func:`env_kwargs`).
-        segment: The segment searched.
-        decision: ``(ratio, alpha_user, alpha_item)``.
-        repeat: Trials to time; trial ``i`` has seed ``seed + i``.
-        seed: Seed of the first trial (and of the stand-in committed model).
-
-    Returns:
-        JSON-ready timings of the best trial, every trial's time, and the core's fitness of each.
-    """
-    core = SearchCore(EnvConfig(**config))
-    _, build_s = timed(lambda: core.stream)
-    seg, segment_s = timed(core.segment, segment)
-    place_at_segment(core, segment, seed)
-    evaluator, evaluator_build_s = timed(core.evaluator, seg)
-    evaluate = evaluator.evaluate
-    rss_before_mb = peak_rss_mb()
-    train_config = core.config.train_config
-    # The first optimiser of a process imports torch._dynamo (about 1.5 s): a one-off cost that
-    # an environment pays in its first reset, not in every trial, so it is timed apart.
-    _, warmup_s = timed(Trainer, core.model, seg, train_config)
-    calls = _CallTimes()
-    calls.wrap(core, "sizes", "sizing_s")
-    calls.wrap(core, "new_model", "model_s")
-    calls.wrap(evaluator, "evaluate", "trial_eval_s")
-    trials: list[dict[str, Any]] = []
-    result = None
-    size_decision = SizeDecision(*decision)
-    for rep in range(repeat):
-        calls.seconds.clear()
-        result, trial_s = timed(core.trial, size_decision, seed + rep)
-        parts = {key: calls.seconds[key] for key in ("sizing_s", "model_s", "trial_eval_s")}
-        train_s = trial_s - sum(parts.values())
-        # what train_batches builds before its batches, on the same model and segment
-        _, setup_s = timed(Trainer, result.model, seg, train_config, seed=seed + rep)
-        batches = core.config.trial_batches
-        trials.append(
-            {
-                "trial_s": trial_s,
-                **parts,
-                "trainer_setup_s": setup_s,
-                "train_s": train_s,
-                "batch_s": max(train_s - setup_s, 0.0) / batches,
-                "fitness": result.fitness,
-            }
-        )
-    trial_peak_rss_mb = peak_rss_mb()  # before the extra evaluations below
-    eval_s = min(timed(evaluate, result.model)[1] for _ in range(3))
-    best = min(trials, key=lambda trial: trial["trial_s"])
-    sizes = result.sizes
-    return {
-        "model": core.config.base_model,
-        **best,
-        "trial_s_all": [trial["trial_s"] for trial in trials],
-        "fitness_all": [trial["fitness"] for trial in trials],
-        "eval_s": eval_s,
-        "evaluator_build_s": evaluator_build_s,
-        "process_warmup_s": warmup_s,
-        "build_s": build_s,
-        "segment_s": segment_s,
-        "rss_before_trial_mb": rss_before_mb,
-        "trial_peak_rss_mb": trial_peak_rss_mb,
-        "size_max": int(max(sizes.user_sizes.max(), sizes.item_sizes.max())),
-        "params_used": int(sizes.params_used),
-        "budget_params": int(sizes.budget_params),
-        "device": str(core.config.device),
-        "torch_threads": torch.get_num_threads(),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
     }
 
 
@@ -287,6 +219,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "budget_c": args.budget,
         "d_max": args.d_max,
         "action": list(args.decision),
+        "action_skewed": list(SKEWED),
+        "random_actions": args.random_actions,
         **_stream_and_sizing(args),
     }
     env = child_env(args.omp_wait_policy, args.threads)
@@ -297,13 +231,14 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "decision": list(args.decision),
             "repeat": args.repeat,
             "seed": args.seed,
+            "random_actions": args.random_actions,
+            "floor_repeats": args.floor_repeats,
         }
         child = run_child(trial_timings, kwargs, env=env)
         value = child.value
-        report[f"{name}_trial_s"] = value["trial_s"]
-        report[f"{name}_trial_s_all"] = value["trial_s_all"]
-        report[f"{name}_batch_s"] = value["batch_s"]
-        report[f"{name}_eval_s"] = value["eval_s"]
+        for key in CHILD_KEYS:
+            if key in value:
+                report[f"{name}_{key}"] = value[key]
         report[f"{name}_peak_rss_mb"] = child.peak_rss_mb
         report[f"{name}_rss_children_mb"] = (
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -313,7 +248,6 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "rss_before_trial_mb": value["rss_before_trial_mb"],
         }
         report["evaluator_build_s"] = value["evaluator_build_s"]
-        report[f"{name}_process_warmup_s"] = value["process_warmup_s"]
         for key in ("device", "torch_threads", "omp_wait_policy"):
             report[key] = value[key]
     if "lightgcn" in args.models:
@@ -354,12 +288,23 @@ def print_table(report: dict[str, Any]) -> None:
     ]
     for name in MODEL_NAMES:
         if f"{name}_trial_s" in report:
+            random_s = report[f"{name}_trial_random_s"]
             rows += [
                 (f"{name} batch", f"{report[f'{name}_batch_s']:.4f} s"),
                 (f"{name} eval", f"{report[f'{name}_eval_s']:.4f} s"),
                 (f"{name} trial", f"{report[f'{name}_trial_s']:.2f} s"),
+                (f"{name} trial, skewed", f"{report[f'{name}_trial_skewed_s']:.2f} s"),
+                (f"{name} trial, random (mean)", "-" if random_s is None else f"{random_s:.2f} s"),
                 (f"{name} peak RSS", f"{report[f'{name}_peak_rss_mb']:.0f} MiB"),
             ]
+            if f"{name}_floor_s" in report:
+                rows += [
+                    (
+                        f"{name} floor / batch ratio",
+                        f"{report[f'{name}_floor_s']:.4f} s / {report[f'{name}_floor_ratio']:.2f}"
+                        f" (skewed {report[f'{name}_floor_ratio_skewed']:.2f})",
+                    )
+                ]
     rows += [
         ("evaluator build", f"{report['evaluator_build_s']:.3f} s"),
         (

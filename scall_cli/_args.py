@@ -118,6 +118,17 @@ def add_no_progress(parser: argparse.ArgumentParser, what: str = "the progress b
     parser.add_argument("--no-progress", action="store_true", help=f"hide {what}")
 
 
+def add_baseline_trials(parser: argparse.ArgumentParser) -> None:
+    """``--baseline-trials``: run the search's trials also for the baselines that do not use them
+    (by default they only commit; see :mod:`agents.baselines`)."""
+    parser.add_argument(
+        "--baseline-trials",
+        action="store_true",
+        help="run the search's trials also for baselines that do not use them (uniform, "
+        "frequency, random, fixed; by default they only commit)",
+    )
+
+
 def check_env(parser: argparse.ArgumentParser, env_id: str) -> None:
     """Exit with a usage error (status 2) unless ``env_id`` is a registered Gymnasium env."""
     if env_id not in gym.registry:

@@ -13,13 +13,25 @@ output folder; command-line options override it. Every run goes through the same
 
 ``--resume`` reuses a run only when its ``results.json`` holds the fingerprint of exactly the
 settings asked for now (agent, env id and every env argument with its default, hyper-parameters,
-seed, steps, device, package versions); a run made otherwise, or whose files are unreadable, is
-run again, with a note saying why.
+seed, steps, device, package versions); an unfinished run with a checkpoint of the same settings
+continues from its last committed segment; a run made otherwise, or whose files are unreadable,
+is run again, with a note saying why.
+
+``--backend serial | process | ray`` runs the runs one after the other, in ``--workers`` local
+processes, or as Ray tasks (``--ray-address`` / ``$RAY_ADDRESS`` joins a cluster, else a local
+one is started); each worker, and a serial comparison, uses ``--threads-per-worker`` torch
+threads (default 1: the SAC agents' numbers depend on it; :mod:`agents.parallel`).
+Every committed segment is printed as it happens; the tables are made from the finished runs, in
+the config's order, so every backend gives the same tables. Baselines that do not use the
+search's trials (uniform, frequency, random, fixed) commit without them (``segments.csv`` says
+``trials`` 0) unless ``--baseline-trials``; uniform, frequency and fixed commit the same segments
+either way.
 
 Examples (``scall-compare`` is the installed console script; ``python scripts/compare.py`` takes
 the same arguments):
     scall-compare --config configs/quickstart.yaml
     scall-compare --config configs/ml1m.yaml --seeds 0 1 --agents scall uniform
+    scall-compare --config configs/quickstart.yaml --backend process --workers 2
 """
 
 from __future__ import annotations
@@ -30,15 +42,25 @@ import numbers
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from agents.checkpoint import read_checkpoint
 from agents.factory import ALGOS, load_hyperparams, read_yaml
-from agents.harness import RunResult, finished_run, run_agent, run_settings
+from agents.harness import (
+    RunOptions,
+    RunResult,
+    differences,
+    finished_run,
+    run_agent,
+    run_settings,
+)
+from agents.parallel import BACKENDS, run_units
 from agents.report import write_report
 from scall_cli._args import (
     USER_ERRORS,
+    add_baseline_trials,
     add_device,
     add_no_progress,
     check_env,
@@ -53,31 +75,42 @@ from scall_cli._args import (
 
 CONFIG_KEYS = {
     "env", "env_kwargs", "agents", "seeds", "budgets", "total_timesteps", "output",
-    "hyperparams", "device",
+    "hyperparams", "device", "backend", "workers", "threads_per_worker", "ray_address",
+    "baseline_trials",
 }  # fmt: skip
 #: Config keys that a command-line option of the same name replaces.
-OVERRIDABLE = ("env", "agents", "seeds", "budgets", "total_timesteps", "output", "device")
+OVERRIDABLE = (
+    "env", "agents", "seeds", "budgets", "total_timesteps", "output", "device", "backend",
+    "workers", "threads_per_worker", "ray_address",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One (budget, agent, seed) of a comparison, resolved before anything runs.
+    """One (budget, agent, seed) of a comparison, resolved before anything runs: the unit of
+    work of every backend (picklable).
 
     Attributes:
         budget: The budget value (``None``: the env's).
         name: ``[budget<b>/]<algo>/seed<s>``, also the run folder under ``<output>/runs``.
         run_dir: The run's folder.
         algo: Agent name.
-        arguments: Keyword arguments of :func:`agents.harness.run_agent` besides the folders.
+        env_id: Environment id.
+        options: The run's :class:`~agents.harness.RunOptions` as keyword arguments.
         settings: What the run is made with (:func:`agents.harness.run_settings`).
+        resume: Continue from the run's checkpoint.
+        progress_bar: Show the run's progress bar.
     """
 
     budget: Any
     name: str
     run_dir: Path
     algo: str
-    arguments: dict[str, Any]
+    env_id: str
+    options: dict[str, Any]
     settings: dict[str, Any]
+    resume: bool = False
+    progress_bar: bool = False
 
 
 def load_config(path: Path | None) -> dict[str, Any]:
@@ -139,18 +172,29 @@ def check_config(config: dict[str, Any]) -> None:
                 f"hyperparams must map agent names ({', '.join(ALGOS)}) to mappings, "
                 f"got {algo!r}: {overrides!r}"
             )
-    for key in ("output", "device"):
+    for key in ("output", "device", "ray_address"):
         if config.get(key) is not None and not isinstance(config[key], str | Path):
             raise ValueError(f"{key} must be a string, got {config[key]!r}")
+    if config.get("backend", "serial") not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {config['backend']!r}")
+    for key in ("workers", "threads_per_worker"):
+        value = config.get(key)
+        if value is not None and not (_is_int(value) and value >= 1):
+            raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
+    if not isinstance(config.get("baseline_trials", False), bool):
+        raise ValueError(
+            f"baseline_trials must be true or false, got {config['baseline_trials']!r}"
+        )
 
 
-def plan_runs(config: dict[str, Any], output: Path) -> list[PlannedRun]:
+def plan_runs(config: dict[str, Any], output: Path, progress: bool = False) -> list[PlannedRun]:
     """Every (budget, agent, seed) of a checked config, its settings resolved and validated.
 
     Raises:
         ValueError, TypeError, FileNotFoundError: A setting no run would accept.
     """
     env_id = config["env"]
+    bars = progress and config.get("backend", "serial") == "serial"  # bars in parallel: a mess
     planned = []
     for budget in config.get("budgets") or [None]:
         env_kwargs = dict(config.get("env_kwargs") or {})
@@ -163,52 +207,104 @@ def plan_runs(config: dict[str, Any], output: Path) -> list[PlannedRun]:
                 name = (
                     f"{algo}/seed{seed}" if budget is None else f"budget{budget}/{algo}/seed{seed}"
                 )
-                arguments = {
+                options = {
                     "env_kwargs": env_kwargs,
                     "hyperparams": hyperparams,
                     "seed": int(seed),
                     "total_timesteps": config.get("total_timesteps"),
                     "device": config.get("device") or "auto",
+                    "commit_only": not config.get("baseline_trials", False),
                 }
-                settings = run_settings(algo, env_id, **arguments)
+                settings = run_settings(algo, env_id, **options)
+                run_dir = output / "runs" / name
                 planned.append(
-                    PlannedRun(budget, name, output / "runs" / name, algo, arguments, settings)
+                    PlannedRun(budget, name, run_dir, algo, env_id, options, settings, False, bars)
                 )
     return planned
+
+
+def execute(run: PlannedRun, progress: Callable[[str], None]) -> RunResult:
+    """Run one planned run, here or in a worker, telling ``progress`` of every commit.
+
+    Raises:
+        ValueError: This process would make the run with other settings than the driver planned
+            (other package versions on a worker), or what :func:`run_agent` raises.
+    """
+    settings = run_settings(run.algo, run.env_id, **run.options)
+    if settings != run.settings:
+        changed = "; ".join(differences(run.settings, settings))
+        raise ValueError(
+            f"{run.name}: this worker would make the run with other settings ({changed}); "
+            "install the same scall, torch and stable-baselines3 everywhere"
+        )
+
+    def on_commit(row: dict[str, Any]) -> None:
+        if row["episode"] == 0:  # the first pass: what the tables report
+            progress(f"{run.name}: segment {row['segment']} recall@20 {row['recall@20']:.4f}")
+
+    progress(f"{run.name}: {'resuming' if run.resume else 'starting'}")
+    with removed_on_error(run.run_dir):
+        return run_agent(
+            run.algo,
+            run.env_id,
+            run_dir=run.run_dir,
+            tensorboard_dir=run.run_dir / "tb",
+            progress_bar=run.progress_bar,
+            on_commit=on_commit,
+            resume=run.resume,
+            **run.options,
+        )
+
+
+def _stamped(line: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
 
 
 def run_all(
     config: dict[str, Any], output: Path, progress: bool, resume: bool = False
 ) -> list[tuple[Any, RunResult]]:
-    """Run every (budget, agent, seed); returns ``(budget, result)`` pairs.
+    """Run every (budget, agent, seed) on the config's backend; returns ``(budget, result)`` pairs
+    in the config's order.
 
     With ``resume``, a run whose folder holds a readable ``results.json`` with the fingerprint
-    of the same settings is read back instead of run again; any other is run (with a note). A
-    run that fails leaves no folder of its own behind.
+    of the same settings is read back instead of run again, one with a checkpoint of the same
+    settings continues from it; any other is run (with a note). A run that fails leaves no folder
+    of its own behind.
     """
-    results = []
-    for run in plan_runs(config, output):  # every run's settings are checked before any runs
-        stamp = time.strftime("%H:%M:%S")
+    planned = plan_runs(config, output, progress)  # every run is checked before any runs
+    results: dict[int, RunResult] = {}
+    todo: list[tuple[int, PlannedRun]] = []
+    for i, run in enumerate(planned):
         if resume:
             done, note = finished_run(run.run_dir, run.settings)
             if done is not None:
-                print(f"[{stamp}] {run.name}: reusing {run.run_dir}", flush=True)
-                results.append((run.budget, done))
+                _stamped(f"{run.name}: reusing {run.run_dir}")
+                results[i] = done
                 continue
-            if note:
-                print(f"[{stamp}] {run.name}: running it again: {note}", flush=True)
-        print(f"[{stamp}] {run.name}", flush=True)
-        with removed_on_error(run.run_dir):
-            result = run_agent(
-                run.algo,
-                config["env"],
-                run_dir=run.run_dir,
-                tensorboard_dir=run.run_dir / "tb",
-                progress_bar=progress,
-                **run.arguments,
-            )
-        results.append((run.budget, result))
-    return results
+            checkpoint, why = read_checkpoint(run.run_dir, run.settings)
+            if checkpoint is not None:
+                run = replace(run, resume=True)
+            for reason in (note, why):
+                if reason:
+                    _stamped(f"{run.name}: running it again: {reason}")
+        todo.append((i, run))
+    if config.get("backend", "serial") != "serial":
+        # workers may start elsewhere (another folder, another machine sharing this one)
+        todo = [(i, replace(run, run_dir=run.run_dir.absolute())) for i, run in todo]
+        # the searching agents first (stable): they take longest, so the workers end together
+        todo.sort(key=lambda item: RunOptions(**item[1].options).skips_search(item[1].algo))
+    finished = run_units(
+        execute,
+        [run for _, run in todo],
+        names=[run.name for _, run in todo],
+        backend=config.get("backend", "serial"),
+        workers=config.get("workers") or 1,
+        threads=config.get("threads_per_worker") or 1,
+        report=_stamped,
+        address=config.get("ray_address"),
+    )
+    results.update({i: result for (i, _), result in zip(todo, finished, strict=True)})
+    return [(run.budget, results[i]) for i, run in enumerate(planned)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,8 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         type=Path,
         default=None,
-        help="comparison YAML (keys: env, env_kwargs, agents, seeds, budgets, "
-        "total_timesteps, output, hyperparams, device)",
+        help="comparison YAML (keys: env, env_kwargs, agents, seeds, budgets, total_timesteps, "
+        "output, hyperparams, device, backend, workers, threads_per_worker, ray_address, "
+        "baseline_trials)",
     )
     parser.add_argument("--env", default=None, help="registered env id (overrides the config)")
     parser.add_argument(
@@ -259,8 +356,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="reuse runs whose results.json has the fingerprint of the same settings",
+        help="reuse runs whose results.json has the fingerprint of the same settings, continue "
+        "unfinished ones from their checkpoint",
     )
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default=None, help="where runs run (default: serial)"
+    )
+    parser.add_argument(
+        "--workers", type=positive_int, default=None, help="runs at a time (default: 1)"
+    )
+    parser.add_argument(
+        "--threads-per-worker",
+        dest="threads_per_worker",
+        type=positive_int,
+        default=None,
+        help="torch/OpenMP threads of each worker, serial runs too (default: 1; the SAC "
+        "agents' numbers depend on it)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        dest="ray_address",
+        default=None,
+        help="Ray cluster to join (default: $RAY_ADDRESS, else a local one)",
+    )
+    add_baseline_trials(parser)
     add_no_progress(parser, "the per-run progress bars")
     return parser
 
@@ -286,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
             fail(parser, f"env_kwargs must be a mapping, got {config['env_kwargs']!r}")
         config["env_kwargs"] = {**(config.get("env_kwargs") or {}), **args.env_kwargs}
     config.setdefault("seeds", [0])
+    if args.baseline_trials:
+        config["baseline_trials"] = True
     if not config.get("env") or not config.get("agents"):
         parser.error("name the environment and the agents (--env/--agents or a --config)")
     if not isinstance(config["env"], str):

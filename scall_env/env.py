@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import gymnasium as gym
@@ -18,7 +19,7 @@ from scall_env.observation import (
     pooled_frequencies,
     spread,
 )
-from scall_env.search import SearchCore, TrialResult
+from scall_env.search import SearchCore, SegmentSearch, TrialResult, constant_policy_trials
 from scall_env.segment import Segment
 from scall_env.sizing import SizeAssignment, SizeDecision
 from scall_env.stream import Stream
@@ -116,6 +117,9 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
     """
 
     metadata = {"render_modes": []}
+    #: What :meth:`get_state` keeps besides the core: the generator, the search on the segment.
+    _STATE = ("np_random", "_segment0_seed", "_last_ratio", "_view_means", "_view_spread",
+              "_search")  # fmt: skip
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
@@ -128,7 +132,7 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
         self._last_ratio = 0.5
         self._view_means = np.zeros((2, cfg.d_max), dtype=np.float32)
         self._view_spread = (0.0, 0.0)
-        self._start_segment()
+        self._search = SegmentSearch()
 
     # ----------------------------------------------------------- read-only views
     @property
@@ -171,7 +175,7 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
             return False
         adaptive = self.config.search == "adaptive"
         return adaptive or (
-            self._trial == self.config.search_steps - 1 and self._mode() == "policy"
+            self._search.trials == self.config.search_steps - 1 and self._mode() == "policy"
         )
 
     # --------------------------------------------------------------- helpers
@@ -183,15 +187,9 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
             return "policy" if self.commit_policy is not None else "best"
         return self.config.commit
 
-    def _start_segment(self) -> None:
-        """Per-segment search state, after a reset or a commit."""
-        self._trial, self._last_reward = 0, 0.0
-        self._trial_log: list[tuple[float, np.ndarray]] = []
-        self._policy_ratios: list[float] = []
-
     def _note_commit(self, first: bool) -> None:
-        """Update what the observation reports after a reset (``first``) or a commit."""
-        self._start_segment()
+        """Start a segment's search; update the observation's view after a reset or commit."""
+        self._search = SegmentSearch()
         d_max = self.config.d_max
         if self.config.observation == "bounded":  # the committed model and sizes
             sizes = self.core.committed_sizes
@@ -201,10 +199,8 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
             self._view_means = mean_embeddings(self.core.model, d_max)
             self._view_spread = (0.0, 0.0)
 
-    def _note_trial(self, decision: SizeDecision, result: TrialResult, reward: float) -> None:
-        """Update the search state and what the observation reports after a trial."""
-        self._trial += 1
-        self._last_reward = reward
+    def _note_trial(self, decision: SizeDecision, result: TrialResult) -> None:
+        """Update what the observation reports after a trial."""
         self._last_ratio = result.fitness / self.core.reference if self.core.reference > 0 else 0.0
         d_max = self.config.d_max
         if self.config.observation == "bounded":
@@ -217,8 +213,8 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
     def _observe(self, segment: Segment, fresh: bool = False) -> np.ndarray:
         """Observation of ``segment``; ``fresh``: as a search on it starts (no trial yet)."""
         state = SearchState(
-            trial=0 if fresh else self._trial,
-            last_reward=0.0 if fresh else self._last_reward,
+            trial=0 if fresh else self._search.trials,
+            last_reward=0.0 if fresh else self._search.last_reward,
             last_ratio=self._last_ratio,
             user_mean=self._view_means[0],
             item_mean=self._view_means[1],
@@ -230,20 +226,12 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _search_over(self, decision: SizeDecision, obs: np.ndarray) -> bool:
         """Whether the search on the current segment ends after this trial."""
-        cfg = self.config
-        if cfg.search == "fixed":
-            return self._trial >= cfg.search_steps
-        ratio = decision.ratio
-        if self.commit_policy is not None:
-            ratio = SizeDecision.from_action(self.commit_policy(obs)).ratio
-        self._policy_ratios.append(ratio)
-        if self._trial >= cfg.search_max_steps:
-            return True
-        window = self._policy_ratios[-cfg.search_window :]
-        settled = (
-            len(window) == cfg.search_window and max(window) - min(window) <= cfg.search_tolerance
-        )
-        return self._trial >= cfg.search_steps and settled
+        if self.config.search == "adaptive":  # the rule watches the policy's ratio
+            ratio = decision.ratio
+            if self.commit_policy is not None:
+                ratio = SizeDecision.from_action(self.commit_policy(obs)).ratio
+            self._search.policy_ratios.append(ratio)
+        return self._search.over(self.config)
 
     # ------------------------------------------------------------- gym API
     def reset(
@@ -251,9 +239,14 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a pass over the stream: ``D_0`` is trained with uniform sizes (cached).
 
+        ``options={"state": s}`` continues the episode of :meth:`get_state` instead (info ``{}``).
+
         Returns:
             The observation of segment 0 and ``{"commit": <segment-0 record>}``.
         """
+        if options is not None and "state" in options:
+            self._set_state(options["state"])
+            return self._observe(self.core.segment(self.core.segment_index)), {}
         super().reset(seed=seed)
         if seed is not None or self._segment0_seed is None:
             self._segment0_seed = self._next_seed()
@@ -279,40 +272,57 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
         reference = self.core.reference
         ratio = result.fitness / reference if reference > 0 else 0.0
         reward = REWARD_SCALE * (ratio - low) / (high - low)
-        self._note_trial(decision, result, reward)
-        self._trial_log.append((reward, np.asarray(action, dtype=np.float32).copy()))
-        sizes = result.sizes
-        info: dict[str, Any] = {
-            "segment": result.segment,
-            "trial": self._trial - 1,
-            **{k: float(v) for k, v in result.metrics.items()},
+        self._note_trial(decision, result)
+        self._search.add(reward, action)
+        info = {
+            **result.summary(),
+            "trial": self._search.trials - 1,
             "reference_fitness": reference,
-            "params_used": sizes.params_used,
-            "budget_params": sizes.budget_params,
-            "user_share": sizes.user_share,
-            **sizes.summary(),
         }
         obs = self._observe(self.core.segment(result.segment))
         over = self._search_over(decision, obs)
-        if self._policy_ratios:
-            info["policy_ratio"] = self._policy_ratios[-1]
+        if self._search.policy_ratios:
+            info["policy_ratio"] = self._search.policy_ratios[-1]
         if over:
             info.update(self._advance(None))
             obs = self._observe(self.core.segment(self.core.segment_index))
         return obs, float(reward), self.core.done, False, info
 
-    def advance(self, action: np.ndarray | None = None) -> dict[str, Any]:
+    def advance(self, action: np.ndarray | None = None, *, skip_search: bool = False) -> dict:
         """Commit the next segment now, with ``action`` or else the one ``commit`` picks.
 
-        Returns:
-            The committed segment's record (also appended to :attr:`committed`).
+        ``skip_search=True``: for an agent whose action never changes (a baseline), no search;
+        the seeds of the :func:`~scall_env.search.constant_policy_trials` trials it would run are
+        drawn and dropped, so the commit equals that of a run with them (``trials`` is 0 in it).
+        Without ``action`` the policy's is used (also the best, first and last trial's then).
 
         Raises:
-            RuntimeError: Before :meth:`reset`, or when every segment is already committed.
+            RuntimeError: Before :meth:`reset`, when every segment is already committed, or
+                ``skip_search`` once trials ran on the segment or with neither action nor policy.
         """
         if self.core.model is None:
             raise RuntimeError("call reset() before advance()")
+        if skip_search:
+            if self._search.trials or (action is None and self.commit_policy is None):
+                raise RuntimeError(
+                    f"skip_search needs an action or policy, no trials ({self._search.trials} ran)"
+                )
+            for _ in range(constant_policy_trials(self.config)):
+                self._next_seed()  # keep the seeds of the commit aligned with a searching run
+            if action is None:
+                action = self._commit_action("policy")[0]
         return self._advance(action)["commit"]
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything but the commit policy needed to continue this episode exactly, for
+        ``reset(options={"state": ...})``: the core's state, the generator, the segment's search."""
+        state = {name: copy.deepcopy(getattr(self, name)) for name in self._STATE}
+        return {**state, "core": self.core.state_dict()}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.core.load_state_dict(state["core"])
+        for name in self._STATE:
+            setattr(self, name, copy.deepcopy(state[name]))
 
     def _advance(self, action: np.ndarray | None) -> dict[str, Any]:
         if self.core.done:
@@ -321,14 +331,13 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
         if action is None:
             action, extra = self._commit_action()
         decision = SizeDecision.from_action(action)
-        record = self.core.commit(
-            decision, self._next_seed(), self._next_seed(), action=action, trials=self._trial
-        )
+        seeds = self._next_seed(), self._next_seed()  # the new entities', the training's
+        record = self.core.commit(decision, *seeds, action=action, trials=self._search.trials)
         self._note_commit(first=False)
         return {"commit": record, **extra}
 
-    def _commit_action(self) -> tuple[np.ndarray, dict[str, Any]]:
-        mode = self._mode()
+    def _commit_action(self, mode: str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        mode = mode or self._mode()
         if mode == "policy":
             if self.commit_policy is None:
                 raise RuntimeError(
@@ -338,8 +347,4 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
             # The policy sees the next segment as the search on it will start: no trials yet.
             obs = self._observe(self.core.segment(self.core.segment_index + 1), fresh=True)
             return np.asarray(self.commit_policy(obs)), {"commit_observation": obs}
-        if not self._trial_log:
-            return np.zeros(3, dtype=np.float32), {}
-        if mode == "best":
-            return max(self._trial_log, key=lambda entry: entry[0])[1], {}
-        return self._trial_log[-1 if mode == "last" else 0][1], {}
+        return self._search.action(mode), {}

@@ -18,8 +18,9 @@ arguments: the caller decides where they come from (the env draws them from its 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+import copy
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,74 @@ SEGMENT0_CACHE_VERSION = 3
 """Bumped whenever the segment-0 training or its record changes meaning."""
 
 
+def search_over(config: EnvConfig, trials: int, ratios: Sequence[float]) -> bool:
+    """The protocol's stopping rule: whether the search on a segment ends after ``trials`` trials.
+
+    Args:
+        config: The settings (``search``, ``search_steps``, ``search_window``,
+            ``search_tolerance``, ``search_max_steps``).
+        trials: Trials run on the segment so far.
+        ratios: The policy's ``ratio`` after each of them (used by the adaptive search only).
+    """
+    if config.search == "fixed":
+        return trials >= config.search_steps
+    if trials >= config.search_max_steps:
+        return True
+    window = ratios[-config.search_window :]
+    settled = (
+        len(window) == config.search_window and max(window) - min(window) <= config.search_tolerance
+    )
+    return trials >= config.search_steps and settled
+
+
+def constant_policy_trials(config: EnvConfig) -> int:
+    """Trials the search on a segment takes when the policy's ``ratio`` never changes.
+
+    That is the search of an agent whose action is the same on every observation (a baseline):
+    its seeds are what :meth:`scall_env.env.ScallEnv.advance` skips with ``skip_search=True``.
+    """
+    trials = 1
+    while not search_over(config, trials, [0.5] * trials):
+        trials += 1
+    return trials
+
+
+@dataclass
+class SegmentSearch:
+    """The search on the segment being searched: its trials and what the stopping rule watched.
+
+    Attributes:
+        trials: Trials run so far.
+        last_reward: The last trial's reward (0 before the first).
+        log: ``(reward, action)`` of every trial, in order.
+        policy_ratios: The policy's ``ratio`` after each trial (adaptive search only).
+    """
+
+    trials: int = 0
+    last_reward: float = 0.0
+    log: list[tuple[float, np.ndarray]] = field(default_factory=list)
+    policy_ratios: list[float] = field(default_factory=list)
+
+    def add(self, reward: float, action: np.ndarray) -> None:
+        """Count one trial of ``action`` that earned ``reward``."""
+        self.trials += 1
+        self.last_reward = reward
+        self.log.append((reward, np.asarray(action, dtype=np.float32).copy()))
+
+    def over(self, config: EnvConfig) -> bool:
+        """Whether the search ends now (:func:`search_over`)."""
+        return search_over(config, self.trials, self.policy_ratios)
+
+    def action(self, mode: str) -> np.ndarray:
+        """The action of the ``"best"`` (first on ties), ``"last"`` or ``"first"`` trial; zeros
+        before any trial."""
+        if not self.log:
+            return np.zeros(3, dtype=np.float32)
+        if mode == "best":
+            return max(self.log, key=lambda entry: entry[0])[1]
+        return self.log[-1 if mode == "last" else 0][1]
+
+
 @dataclass(frozen=True)
 class TrialResult:
     """One search trial.
@@ -62,6 +131,18 @@ class TrialResult:
     def fitness(self) -> float:
         """Mean of Recall@20 and NDCG@20 over the segment's test users."""
         return float(self.metrics["fitness"])
+
+    def summary(self) -> dict[str, Any]:
+        """The segment, metrics, parameters used and budget, user share and size statistics."""
+        sizes = self.sizes
+        return {
+            "segment": self.segment,
+            **{k: float(v) for k, v in self.metrics.items()},
+            "params_used": sizes.params_used,
+            "budget_params": sizes.budget_params,
+            "user_share": sizes.user_share,
+            **sizes.summary(),
+        }
 
 
 class SearchCore:
@@ -309,6 +390,41 @@ class SearchCore:
         record = self._record(segment, result, sizes, action, trials)
         self._install(model, sizes, record, first=False)
         return dict(record)
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The committed state (segment, weights, sizes, reference, records), for a checkpoint.
+
+        :meth:`load_state_dict` restores it; caches (stream, evaluators, segment-0 models) are
+        not part of it, they are rebuilt on use.
+
+        Raises:
+            RuntimeError: Before :meth:`start`.
+        """
+        self._require_started()
+        sizes = self.committed_sizes
+        return {
+            "segment_index": self.segment_index,
+            "reference": self.reference,
+            "committed": copy.deepcopy(self.committed),
+            "user_sizes": np.array(sizes.user_sizes),
+            "item_sizes": np.array(sizes.item_sizes),
+            "budget_params": sizes.budget_params,
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`: the same committed model, sizes and records."""
+        segment = self.segment(state["segment_index"])
+        sizes = SizeAssignment.build(
+            state["user_sizes"], state["item_sizes"], state["budget_params"]
+        )
+        model = self.new_model(segment, sizes, seed=0)  # every weight is overwritten next
+        model.load_state_dict(state["model"])
+        self.model, self.committed_sizes = model, sizes
+        self.segment_index, self.reference = state["segment_index"], state["reference"]
+        self.committed = copy.deepcopy(state["committed"])
+        self.last_convergence = None
 
     # ------------------------------------------------------------- internals
     def _install(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -27,7 +29,8 @@ TRIAL_KEYS = (
     "item_size_max",
     "policy_ratio",
 )
-"""Step-info entries kept in each trial row (besides ``episode``, ``step`` and ``reward``)."""
+"""Step-info entries kept in each trial row (besides ``episode``, ``step``, ``reward`` and the
+step's ``action``, a list as in commit rows)."""
 
 
 class ScallMonitor(gym.Wrapper):
@@ -36,13 +39,16 @@ class ScallMonitor(gym.Wrapper):
     Trial rows (one per step) and commit rows (segment 0 at reset, then one per advance) are kept
     in :attr:`trials` and :attr:`commits`, each tagged with its episode; the sizes and
     frequencies of each episode's latest commit are kept in :attr:`last_sizes`. Optionally every
-    row also goes to TensorBoard (``trial/*`` and ``commit/*`` scalars) and a progress bar counts
-    steps.
+    row also goes to TensorBoard (``trial/*`` and ``commit/*`` scalars), a progress bar counts
+    steps and ``on_commit`` hears of every commit as it happens. :meth:`advance` commits without
+    a search (recorded like any commit); :meth:`get_state` / :meth:`set_state` carry the rows and
+    counters through a checkpoint.
 
     Args:
         env: A ``ScallEnv`` (possibly wrapped).
         writer: TensorBoard writer, or ``None``.
         progress_total: Steps for a progress bar, or ``None`` for no bar.
+        on_commit: Called with each commit row (``episode`` and the record), or ``None``.
     """
 
     def __init__(
@@ -50,9 +56,11 @@ class ScallMonitor(gym.Wrapper):
         env: gym.Env,
         writer: SummaryWriter | None = None,
         progress_total: int | None = None,
+        on_commit: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         super().__init__(env)
         self.writer = writer
+        self.on_commit = on_commit
         self.trials: list[dict[str, Any]] = []
         self.commits: list[dict[str, Any]] = []
         self.last_sizes: dict[int, dict[str, np.ndarray]] = {}
@@ -71,6 +79,7 @@ class ScallMonitor(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         row = {"episode": self.episode, "step": self.steps, "reward": float(reward)}
         row.update({k: info[k] for k in TRIAL_KEYS if k in info})
+        row["action"] = [float(a) for a in np.asarray(action).ravel()]  # as commit rows hold it
         self.trials.append(row)
         if self.writer is not None:
             for key in (
@@ -91,9 +100,29 @@ class ScallMonitor(gym.Wrapper):
             self._bar.set_postfix(segment=row.get("segment"), reward=f"{reward:.2f}")
         return obs, reward, terminated, truncated, info
 
+    def advance(self, action: Any = None, *, skip_search: bool = False) -> dict[str, Any]:
+        """Commit the next segment (:meth:`scall_env.env.ScallEnv.advance`) and record it."""
+        record = self.env.unwrapped.advance(action, skip_search=skip_search)
+        self._record_commit(record)
+        return record
+
+    #: The recorded rows and counters: what :meth:`get_state` returns and a checkpoint keeps.
+    STATE = ("trials", "commits", "last_sizes", "episode", "steps")
+
+    def get_state(self) -> dict[str, Any]:
+        """A copy of the rows and counters (:data:`STATE`), for :meth:`set_state`."""
+        return {name: copy.deepcopy(getattr(self, name)) for name in self.STATE}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`get_state`'s rows and counters (later TensorBoard steps too)."""
+        for name in self.STATE:
+            setattr(self, name, copy.deepcopy(state[name]))
+
     def _record_commit(self, commit: dict[str, Any]) -> None:
         row = {"episode": self.episode, **commit}
         self.commits.append(row)
+        if self.on_commit is not None:
+            self.on_commit(row)
         sizes = self.env.unwrapped.committed_sizes
         segment = self.env.unwrapped.stream.segment(commit["segment"])
         self.last_sizes[self.episode] = {

@@ -225,6 +225,7 @@ def test_train_agent_runs_every_algo(
         "--env-kwargs", json.dumps(env_kwargs), "--save-path", str(out),
         "--device", "cpu", "--no-progress",
         "--hyperparams", json.dumps(SMALL_NETS.get(algo, {})),
+        "--baseline-trials",  # every agent searches here (commit-only: tests/test_resume.py)
     ]  # fmt: skip
     assert train_agent.main(argv) == 0
     printed = capsys.readouterr().out

@@ -1,10 +1,13 @@
-"""Base recommender of the environment: masked embeddings, LightGCN/MF, BPR training, metrics."""
+"""Base recommender of the environment: packed embeddings, LightGCN/MF, BPR training, metrics."""
 
 from scall_env.recsys.device import resolve_device
 from scall_env.recsys.embeddings import (
     BYTES_PER_PARAM,
+    PACK_ALIGN,
     MaskedEmbedding,
+    UnpackPlan,
     prefix_mask,
+    unpack,
     validate_sizes,
 )
 from scall_env.recsys.metrics import DEFAULT_KS, FITNESS_K, Evaluator, evaluate
@@ -24,8 +27,8 @@ from scall_env.recsys.propagation import (
     normalized_adjacency,
     segment_adjacency,
 )
-from scall_env.recsys.sampler import BPRBatch, BPRSampler
-from scall_env.recsys.sparse import canonical_csr, to_torch_csr, torch_csr
+from scall_env.recsys.sampler import BPRBatch, BPRSampler, PairPattern, pair_pattern
+from scall_env.recsys.sparse import canonical_csr, segment_cached, to_torch_csr, torch_csr
 from scall_env.recsys.training import (
     BPRMargins,
     ConvergenceResult,
@@ -54,22 +57,28 @@ __all__ = [
     "MF",
     "MODELS",
     "MaskedEmbedding",
+    "PACK_ALIGN",
+    "PairPattern",
     "PropagationPlan",
     "Recommender",
     "TrainConfig",
     "Trainer",
+    "UnpackPlan",
     "bpr_loss",
     "canonical_csr",
     "evaluate",
     "make_model",
     "normalized_adjacency",
+    "pair_pattern",
     "prefix_mask",
     "register_model",
     "resolve_device",
     "segment_adjacency",
+    "segment_cached",
     "to_torch_csr",
     "torch_csr",
     "train_batches",
     "train_to_convergence",
+    "unpack",
     "validate_sizes",
 ]

@@ -1,16 +1,36 @@
-"""Small sparse-matrix helpers shared by the sampler, the evaluator, the models and the loss."""
+"""Small helpers shared by the sampler, the evaluator, the models and the loss: sparse-matrix
+conversions and a per-segment memo of what is built once per segment."""
 
 from __future__ import annotations
 
 import warnings
+import weakref
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from scall_env.recsys.device import resolve_device
+from scall_env.segment import Segment
 
 _INT32_MAX = np.iinfo(np.int32).max
+
+_SEGMENT_CACHE: weakref.WeakKeyDictionary[Segment, dict[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def segment_cached(segment: Segment, key: Any, build: Callable[[], Any]) -> Any:
+    """Returns ``build()`` memoised per segment and key.
+
+    The segment is held weakly (its entries vanish with it), and its matrices are assumed not to
+    be modified in place: what is built from them is shared by every model, sampler and trial of
+    the segment, so it must be treated as read-only.
+    """
+    entries = _SEGMENT_CACHE.setdefault(segment, {})
+    if key not in entries:
+        entries[key] = build()
+    return entries[key]
 
 
 def canonical_csr(matrix: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
