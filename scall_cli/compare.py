@@ -385,11 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the comparison and write its tables and plots; returns the exit status.
-
-    Args:
-        argv: The arguments without the program name; default ``sys.argv[1:]``.
-    """
+    """Run the comparison of ``argv`` (default ``sys.argv[1:]``), write its tables and plots."""
     parser = build_parser()
     args = parser.parse_args(argv)
 

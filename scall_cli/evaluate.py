@@ -231,11 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Evaluate, print the per-segment metrics; returns the exit status (usage errors exit 2).
-
-    Args:
-        argv: The arguments without the program name; default ``sys.argv[1:]``.
-    """
+    """Evaluate a saved agent as ``argv`` says; returns the exit status (usage errors exit 2)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
