@@ -11,7 +11,8 @@ both build the stream and train segment 0 of every seed):
 both with ``--threads-per-worker`` torch threads per run (default 1, as ``scall-compare``).
 
 Reported: both wall and CPU times, the cores each kept busy (CPU / wall: other jobs on shared cores
-hold it below the workers), the speed-up (target >= 1.6 with 2 workers on 2 free cores), whether
+hold it below the workers; not for Ray, whose workers are not this process's children), the
+speed-up (target >= 1.6 with 2 workers on 2 free cores), whether
 both gave the same tables (``summary.csv`` and ``segments.csv`` without wall times), and, from the
 serial comparison, every checkpoint's write time, its size and the share of its run's wall time
 that all of a run's checkpoints took (target < 5%). Other jobs on the machine inflate the times
@@ -112,6 +113,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             Path(parallel_dir), config, "--no-progress", "--backend", args.backend,
             "--workers", str(args.workers), "--threads-per-worker", str(args.threads_per_worker),
         )  # fmt: skip
+        if args.backend == "ray":  # its workers are the cluster's processes, not our children
+            parallel.update(cpu_s=None, cores_busy=None)
         same = all(
             a.equals(b)
             for a, b in zip(tables(Path(serial_dir)), tables(Path(parallel_dir)), strict=True)
