@@ -176,51 +176,6 @@ def test_state_dict_keeps_the_dense_layout(segment: Segment) -> None:
         twin.load_state_dict({k: v for k, v in state.items() if k != "item_table.sizes"})
 
 
-# ---------------------------------------------------------------------------------- batches
-def test_batches_carry_their_pairs_and_counts(make_segment) -> None:
-    segment = make_segment(40, 30, density=0.4, seed=11)
-    sampler = BPRSampler(segment, batch_size=300, seed=2)
-    batch = sampler.sample()
-    n_users, n_items = len(sampler.active_users), len(sampler.active_items)
-    pairs = batch.pairs
-    assert (pairs.batch, pairs.n_rows, batch.size) == (300, n_users + n_items, 300)
-    rows = torch.repeat_interleave(torch.arange(pairs.n_rows), torch.diff(pairs.crow))
-    user_of = torch.from_numpy(sampler.active_users)
-    item_of = torch.from_numpy(sampler.active_items)
-    triple_users = torch.cat([batch.users, batch.users])
-    triple_items = torch.cat([batch.pos_items, batch.neg_items])
-    assert torch.equal(user_of[rows[pairs.pair_of]], triple_users)
-    assert torch.equal(item_of[pairs.cols[pairs.pair_of] - n_users], triple_items)
-    # the symmetric pattern: each pair once as (user, item) and once as (item, user)
-    sym_rows = torch.repeat_interleave(torch.arange(pairs.n_rows), torch.diff(pairs.sym_crow))
-    forward = set(zip(rows.tolist(), pairs.cols.tolist(), strict=True))
-    both = set(zip(sym_rows.tolist(), pairs.sym_cols.tolist(), strict=True))
-    assert both == forward | {(c, r) for r, c in forward}
-    assert torch.equal(pairs.cols[pairs.order], sym_rows[len(forward) :])
-    assert torch.equal(batch.user_count, torch.bincount(batch.users, minlength=40).float())
-    items = torch.bincount(triple_items, minlength=30).float()
-    assert torch.equal(batch.item_count, items) and batch.item_count.dtype == torch.float32
-
-
-def test_sampler_bitmap_and_sorted_keys_draw_the_same_batches(make_segment) -> None:
-    segment = make_segment(40, 30, density=0.5, seed=3)
-    bitmap = BPRSampler(segment, batch_size=400, seed=7, max_rejection_rounds=2)
-    keys = BPRSampler(segment, batch_size=400, seed=7, max_rejection_rounds=2, max_bitmap_bits=0)
-    assert keys._t.seen_bits is None and bitmap._t.seen_bits is not None
-    for _ in range(3):
-        a, b = bitmap.sample(), keys.sample()
-        for field in ("users", "pos_items", "neg_items", "user_count", "item_count"):
-            assert torch.equal(getattr(a, field), getattr(b, field)), field
-        assert torch.equal(a.pairs.sym_cols, b.pairs.sym_cols)
-
-
-def test_sampler_tables_are_shared_and_models_must_match(make_segment) -> None:
-    segment, other = make_segment(30, 40, seed=0), make_segment(30, 40, seed=1)
-    assert BPRSampler(segment, seed=1)._t is BPRSampler(segment, seed=2)._t
-    with pytest.raises(ValueError, match="other active users or items than the model's"):
-        Trainer(model_for("mf", segment), segment, sampler=BPRSampler(other, 16))
-
-
 def test_lightgcn_views_are_padded_to_a_multiple_of_8(segment: Segment) -> None:
     users, items = random_sizes(segment.n_users, 13), random_sizes(segment.n_items, 13, 1)
     lightgcn = make_model("lightgcn", segment, users, items, d_max=20, device="cpu")

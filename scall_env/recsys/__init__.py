@@ -5,9 +5,7 @@ from scall_env.recsys.embeddings import (
     BYTES_PER_PARAM,
     PACK_ALIGN,
     MaskedEmbedding,
-    UnpackPlan,
     prefix_mask,
-    unpack,
     validate_sizes,
 )
 from scall_env.recsys.metrics import DEFAULT_KS, FITNESS_K, Evaluator, evaluate
@@ -19,6 +17,7 @@ from scall_env.recsys.models import (
     make_model,
     register_model,
 )
+from scall_env.recsys.packing import UnpackPlan, unpack
 from scall_env.recsys.propagation import (
     BLOCK_EDGES,
     DEFAULT_COLUMN_CHUNK,

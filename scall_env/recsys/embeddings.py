@@ -4,16 +4,16 @@ A table is conceptually ``d_max`` wide with entity ``i`` using only the prefix `
 row. Only those ``sum(d_i)`` values are stored (one flat, row-major *packed* parameter) and
 optimised; the ``n x width`` dense view that the models compute with (``width = max(sizes)`` or a
 common width of several tables, columns past a size are zero) is written from the packed values
-when needed (:func:`unpack`), and its gradient is gathered back. Values, dense views and
-gradients are exactly those of a full ``n x width`` table read through a prefix mask; the
-optimiser touches ``sum(d_i)`` values instead of ``n * width``. :meth:`MaskedEmbedding.state_dict`
-keeps the dense layout (``weight``: ``n x width``, zeros past each size; ``sizes``), so stored
-models and checkpoints read the same either way.
+when needed (:mod:`scall_env.recsys.packing`), and its gradient is gathered back. Values, dense
+views and gradients are exactly those of a full ``n x width`` table read through a prefix mask;
+the optimiser touches ``sum(d_i)`` values instead of ``n * width``.
+:meth:`MaskedEmbedding.state_dict` keeps the dense layout (``weight``: ``n x width``, zeros past
+each size; ``sizes``), so stored models and checkpoints read the same either way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from scall_env.recsys.device import resolve_device
+from scall_env.recsys.packing import Part, unpack
 
 BYTES_PER_PARAM = 4
 """Bytes of one float32 embedding parameter."""
@@ -84,89 +85,6 @@ def prefix_mask(
     """
     cols = torch.arange(width, device=sizes.device)
     return (cols.unsqueeze(0) < sizes.unsqueeze(1)).to(dtype)
-
-
-Part = tuple[int, torch.Tensor | None, torch.Tensor]
-"""``(k, src, dst)``: values ``src`` of packed vector ``k`` go to the flat positions ``dst`` of a
-dense table (``src=None``: its first ``len(dst)`` values, in order)."""
-
-
-class _Unpack(torch.autograd.Function):
-    """Packed vectors -> one dense table; the gradient is gathered back (see :func:`unpack`)."""
-
-    @staticmethod
-    def forward(
-        ctx: Any, shape: tuple[int, int], parts: Sequence[Part], *values: torch.Tensor
-    ) -> torch.Tensor:
-        """Writes each part's values to its positions in a zero ``shape`` table."""
-        out = values[0].new_zeros(shape)
-        flat = out.view(-1)
-        for k, src, dst in parts:
-            picked = values[k][: dst.shape[0]] if src is None else values[k].index_select(0, src)
-            flat.index_copy_(0, dst, picked)
-        # index tensors are fixed buffers of their model, never changed in place: kept by reference
-        ctx.parts = parts
-        ctx.lengths = [value.shape[0] for value in values]
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
-        """Gathers each packed value's gradient from its dense position (unused slots get 0)."""
-        flat = grad.contiguous().view(-1)
-        grads = [grad.new_empty(length) for length in ctx.lengths]
-        filled = [0] * len(grads)  # leading values that a src=None part writes
-        for k, src, dst in ctx.parts:
-            if src is None:
-                torch.index_select(flat, 0, dst, out=grads[k][: dst.shape[0]])
-                filled[k] = dst.shape[0]
-        for k, start in enumerate(filled):
-            grads[k][start:] = 0.0
-        for k, src, dst in ctx.parts:
-            if src is not None:
-                grads[k].index_add_(0, src, flat.index_select(0, dst))
-        return (None, None, *grads)
-
-
-def unpack(
-    values: Sequence[torch.Tensor], parts: Sequence[Part], shape: tuple[int, int]
-) -> torch.Tensor:
-    """Builds a dense table from packed vectors, differentiably.
-
-    Args:
-        values: Packed vectors.
-        parts: Which values go where (:data:`Part`); positions not written are zero.
-        shape: Shape of the table.
-
-    Returns:
-        The dense table.
-    """
-    return _Unpack.apply(shape, tuple(parts), *values)
-
-
-class UnpackPlan(nn.Module):
-    """Fixed :func:`unpack` parts and shape, kept as buffers so that they move with the model.
-
-    Attributes:
-        shape: Shape of the dense table.
-    """
-
-    def __init__(self, parts: Sequence[Part], shape: tuple[int, int]) -> None:
-        super().__init__()
-        self.shape = shape
-        self._layout: list[tuple[int, bool]] = []
-        for i, (k, src, dst) in enumerate(parts):
-            if src is not None:
-                self.register_buffer(f"src{i}", src, persistent=False)
-            self.register_buffer(f"dst{i}", dst, persistent=False)
-            self._layout.append((k, src is not None))
-
-    def forward(self, *values: torch.Tensor) -> torch.Tensor:
-        """The dense table of ``values`` (the packed vectors, in the parts' numbering)."""
-        parts = [
-            (k, getattr(self, f"src{i}") if has_src else None, getattr(self, f"dst{i}"))
-            for i, (k, has_src) in enumerate(self._layout)
-        ]
-        return unpack(values, parts, self.shape)
 
 
 class MaskedEmbedding(nn.Module):

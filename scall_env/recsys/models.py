@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from scall_env.recsys.device import resolve_device
-from scall_env.recsys.embeddings import MaskedEmbedding, UnpackPlan, validate_sizes
+from scall_env.recsys.embeddings import MaskedEmbedding, validate_sizes
+from scall_env.recsys.packing import UnpackPlan
 from scall_env.recsys.propagation import LightGCNPropagation, PropagationPlan
 from scall_env.recsys.sampler import BPRBatch
 from scall_env.segment import Segment

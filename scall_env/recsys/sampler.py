@@ -267,13 +267,9 @@ class BPRSampler:
         self.device = resolve_device(device)
         self._rng = np.random.default_rng(seed)
         self._n_users, self._n_items = int(segment.n_users), int(segment.n_items)
-        self._t = segment_cached(
-            segment,
-            ("bpr-sampler", int(max_bitmap_bits)),
-            lambda: _tables(segment, max_bitmap_bits),
-        )
-        self._n_active = int(self._t.active_items.shape[0])
-        t = self._t
+        key = ("bpr-sampler", int(max_bitmap_bits))
+        t = self._t = segment_cached(segment, key, lambda: _tables(segment, max_bitmap_bits))
+        self._n_active = int(t.active_items.shape[0])
         self.users, self.excluded_users = t.users, t.excluded_users
         self.active_users, self.active_items = t.active_users, t.active_items
 
