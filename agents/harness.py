@@ -318,10 +318,10 @@ def run_agent(
         segments=first_pass,
         averages=averages,
         total_timesteps=monitor.steps,
-        wall_time_s=wall,
+        wall_time_s=round(wall, 2),  # as results.json keeps it: tables made now or read back agree
         last_sizes=monitor.last_sizes.get(0, {}),
     )
-    _write_outputs(result, monitor, asked, hyperparams, settings)
+    write_outputs(result, monitor, asked, hyperparams, settings)
     (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # results.json now marks it finished
     return result
 
@@ -439,13 +439,24 @@ def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> l
     return changes
 
 
-def _write_outputs(
+def write_outputs(
     result: RunResult,
     monitor: ScallMonitor,
     env_kwargs: dict[str, Any],
     hyperparams: dict[str, Any],
     settings: dict[str, Any],
 ) -> None:
+    """Write a finished run's files into ``result.run_dir`` (see the module docstring), with
+    ``results.json`` last, so that its presence marks the run finished.
+
+    Args:
+        result: The run.
+        monitor: The monitor that recorded its commits, trials and sizes.
+        env_kwargs: The ``gym.make`` keywords the run was asked for (stored as given).
+        hyperparams: The agent's hyper-parameters.
+        settings: The run's resolved settings (see :func:`run_settings`); their digest is the
+            fingerprint.
+    """
     run_dir = result.run_dir
     pd.DataFrame(monitor.commits).to_csv(run_dir / "segments.csv", index=False)
     # a run without trials still gets the columns, so that every trials.csv reads back alike
@@ -464,7 +475,7 @@ def _write_outputs(
         "env_kwargs": _jsonable(env_kwargs),
         "hyperparams": _jsonable(hyperparams),
         "total_timesteps": result.total_timesteps,
-        "wall_time_s": round(result.wall_time_s, 2),
+        "wall_time_s": result.wall_time_s,
         "segments": _jsonable(result.segments),
         "averages": result.averages,
     }

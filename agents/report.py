@@ -76,12 +76,22 @@ def summary_table(segments: pd.DataFrame) -> pd.DataFrame:
         One row per (budget, agent): ``avg_recall@20_mean``/``_std`` and ``avg_ndcg@20_mean``/
         ``_std`` (each run's average over segments >= 1, then mean and std over seeds),
         ``params_over_budget_mean``/``_max`` (parameters used / budget over all segments) and
+        ``runs``, ``wall_time_s_mean``/``_std`` (a run's wall time) and ``trials_per_run_mean``,
         ``recall@20_seg<k>_mean``/``_std`` per segment. With one seed the std columns are NaN.
     """
     later = segments[segments["segment"] >= 1]
     per_run = later.groupby(["budget", "agent", "seed"])[["recall@20", "ndcg@20"]].mean()
     averages = per_run.groupby(["budget", "agent"]).agg(["mean", "std"])
     averages.columns = [f"avg_{metric}_{stat}" for metric, stat in averages.columns]
+    runs = segments.groupby(["budget", "agent", "seed"]).agg(
+        wall_time_s=("wall_time_s", "first"), trials=("trials", "sum")
+    )
+    cost = runs.groupby(["budget", "agent"]).agg(
+        runs=("trials", "size"),
+        wall_time_s_mean=("wall_time_s", "mean"),
+        wall_time_s_std=("wall_time_s", "std"),
+        trials_per_run_mean=("trials", "mean"),
+    )
     usage = segments.assign(usage=segments["params_used"] / segments["budget_params"])
     usage = usage.groupby(["budget", "agent"])["usage"].agg(["mean", "max"])
     usage.columns = ["params_over_budget_mean", "params_over_budget_max"]
@@ -93,12 +103,12 @@ def summary_table(segments: pd.DataFrame) -> pd.DataFrame:
         dropna=False,  # keep the std columns with a single seed (all NaN)
     )
     per_segment.columns = [f"recall@20_seg{seg}_{stat}" for stat, seg in per_segment.columns]
-    return averages.join(usage).join(per_segment).reset_index()
+    return averages.join(cost).join(usage).join(per_segment).reset_index()
 
 
-def mean_pm_std(mean: float, std: float) -> str:
+def mean_pm_std(mean: float, std: float, digits: int = 4) -> str:
     """``"0.1234 ± 0.0056"``, or just the mean when the std is NaN (a single seed)."""
-    return f"{mean:.4f}" if np.isnan(std) else f"{mean:.4f} ± {std:.4f}"
+    return f"{mean:.{digits}f}" if np.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def markdown(summary: pd.DataFrame, segments: pd.DataFrame, config: dict[str, Any]) -> str:
@@ -120,15 +130,18 @@ def markdown(summary: pd.DataFrame, segments: pd.DataFrame, config: dict[str, An
         ">= 1 (as in the paper).",
         f"Environment arguments: `{json.dumps(config.get('env_kwargs') or {})}`.",
         "",
-        "| budget | agent | Recall@20 | NDCG@20 | params / budget (max) |",
-        "|---|---|---|---|---|",
+        "| budget | agent | runs | Recall@20 | NDCG@20 | params / budget (max) "
+        "| wall time of a run (s) | trials of a run |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for _, row in summary.iterrows():
         lines.append(
-            f"| {row['budget']} | {row['agent']} | "
+            f"| {row['budget']} | {row['agent']} | {row['runs']} | "
             f"{mean_pm_std(row['avg_recall@20_mean'], row['avg_recall@20_std'])} | "
             f"{mean_pm_std(row['avg_ndcg@20_mean'], row['avg_ndcg@20_std'])} | "
-            f"{row['params_over_budget_max']:.4f} |"
+            f"{row['params_over_budget_max']:.4f} | "
+            f"{mean_pm_std(row['wall_time_s_mean'], row['wall_time_s_std'], digits=0)} | "
+            f"{row['trials_per_run_mean']:.0f} |"
         )
     for metric in ("recall@20", "ndcg@20"):
         table = segments.pivot_table(
@@ -265,7 +278,10 @@ def write_statistics(segments: pd.DataFrame, output: Path, reference_agent: str 
 
 
 def write_report(
-    results: Sequence[tuple[Any, RunResult]], config: dict[str, Any], output: Path
+    results: Sequence[tuple[Any, RunResult]],
+    config: dict[str, Any],
+    output: Path,
+    missing: Sequence[str] = (),
 ) -> str:
     """Write every table and plot of a comparison into ``output``; returns the markdown report.
 
@@ -279,6 +295,7 @@ def write_report(
         results: ``(budget, result)`` pairs, at least one.
         config: The comparison config (see :func:`markdown`).
         output: An existing folder.
+        missing: Names of the config's runs not finished yet (listed in ``results.md``).
     """
     segments = long_table(results)
     summary = summary_table(segments)
@@ -287,6 +304,8 @@ def write_report(
     report = markdown(summary, segments, config)
     run_time = sum(result.wall_time_s for _, result in results)
     report += f"\nWall time of the runs (training, excluding set-up): {run_time:.0f} s.\n"
+    if missing:
+        report += f"\nNot finished yet ({len(missing)} runs): {', '.join(missing)}.\n"
     report += "\n" + write_statistics(segments, output)
     (output / "results.md").write_text(report)
     plot_recall(segments, output / "recall_per_segment.png")

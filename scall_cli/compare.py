@@ -9,13 +9,16 @@ output folder; command-line options override it. Every run goes through the same
 * ``segments.csv``: every committed segment of every run (long format);
 * ``recall_per_segment.png``, ``size_vs_rank.png`` (embedding size against frequency rank on the
   last segment), ``params_vs_budget.png``;
+* ``comparison.yaml``: the config as run, overrides included (``--config`` it to remake them);
 * ``runs/``: each run's own outputs (model, results.json, trials.csv, TensorBoard logs).
 
 ``--resume`` reuses a run only when its ``results.json`` holds the fingerprint of exactly the
 settings asked for now (agent, env id and every env argument with its default, hyper-parameters,
 seed, steps, device, package versions); an unfinished run with a checkpoint of the same settings
 continues from its last committed segment; a run made otherwise, or whose files are unreadable,
-is run again, with a note saying why.
+is run again, with a note saying why. ``--report-only`` runs nothing: the tables are made from
+the runs already finished (the same check as ``--resume``) and ``results.md`` lists the others,
+so a long comparison can be read, and its tables committed, before it ends.
 
 ``--backend serial | process | ray`` runs the runs one after the other, in ``--workers`` local
 processes, or as Ray tasks (``--ray-address`` / ``$RAY_ADDRESS`` joins a cluster, else a local
@@ -32,11 +35,13 @@ the same arguments):
     scall-compare --config configs/quickstart.yaml
     scall-compare --config configs/ml1m.yaml --seeds 0 1 --agents scall uniform
     scall-compare --config configs/quickstart.yaml --backend process --workers 2
+    scall-compare --config configs/paper-ml1m.yaml --report-only
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import numbers
 import sys
@@ -45,6 +50,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from agents.checkpoint import read_checkpoint
 from agents.factory import ALGOS, load_hyperparams, read_yaml
@@ -72,6 +79,9 @@ from scall_cli._args import (
     positive_int,
     removed_on_error,
 )
+
+COMPARISON_FILE = "comparison.yaml"
+"""The comparison's config as run (command-line overrides included), written beside its tables."""
 
 CONFIG_KEYS = {
     "env", "env_kwargs", "agents", "seeds", "budgets", "total_timesteps", "output",
@@ -307,6 +317,34 @@ def run_all(
     return [(run.budget, results[i]) for i, run in enumerate(planned)]
 
 
+def budget_value(text: str) -> int | float:
+    """A ``--budgets`` value: an integer when it is one (``32``, not ``32.0``, as in a YAML config,
+    so that the run folders, ``budget32/...``, are the same either way), else a float."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+def finished_runs(
+    config: dict[str, Any], output: Path
+) -> tuple[list[tuple[Any, RunResult]], list[str]]:
+    """The runs of a checked config already finished in ``output`` (as ``--resume`` would reuse
+    them), in the config's order, and the names of the others; runs nothing.
+
+    Raises:
+        ValueError: No run of the config has finished there.
+    """
+    done, missing = [], []
+    for run in plan_runs(config, output):
+        result, _ = finished_run(run.run_dir, run.settings)
+        if result is None:
+            missing.append(run.name)
+        else:
+            done.append((run.budget, result))
+    if not done:
+        raise ValueError(f"no run of this comparison has finished in {output}/runs yet")
+    return done, missing
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``scall-compare`` parser; its description is this module's docstring."""
     parser = new_parser(__doc__)
@@ -339,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--budgets",
         nargs="+",
-        type=float,
+        type=budget_value,
         default=None,
         help="budget values (the env's budget_type); default: the env's",
     )
@@ -358,6 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="reuse runs whose results.json has the fingerprint of the same settings, continue "
         "unfinished ones from their checkpoint",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: make the tables from the runs already finished (as --resume would "
+        "reuse them) and list the others",
     )
     parser.add_argument(
         "--backend", choices=BACKENDS, default=None, help="where runs run (default: serial)"
@@ -412,11 +456,18 @@ def main(argv: list[str] | None = None) -> int:
         check_config(config)
         output = Path(config.get("output") or Path("results") / config["env"])
         check_output_dir(output, "--output")
-        results = run_all(config, output, progress=not args.no_progress, resume=args.resume)
+        if args.report_only:
+            results, missing = finished_runs(config, output)
+        else:
+            missing = []
+            results = run_all(config, output, progress=not args.no_progress, resume=args.resume)
     except USER_ERRORS as exc:
         fail(parser, exc)
     output.mkdir(parents=True, exist_ok=True)
-    report = write_report(results, config, output)
+    report = write_report(results, config, output, missing=missing)
+    # the settings that made these tables: --config this file --report-only remakes them
+    plain = json.loads(json.dumps(config, default=str))
+    (output / COMPARISON_FILE).write_text(yaml.safe_dump(plain, sort_keys=False))
     print(report)
     print(f"outputs in {output}")
     return 0

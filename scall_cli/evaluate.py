@@ -42,9 +42,9 @@ from agents.harness import (
     METRICS,
     RESULTS_FILE,
     RunResult,
-    _write_outputs,
     one_pass_timesteps,
     run_settings,
+    write_outputs,
 )
 from scall_cli._args import (
     USER_ERRORS,
@@ -187,10 +187,10 @@ def evaluate_agent(
         segments=monitor.commits,
         averages={m: float(later[m].mean()) if len(later) else np.nan for m in METRICS},
         total_timesteps=monitor.steps,
-        wall_time_s=wall,
+        wall_time_s=round(wall, 2),
         last_sizes=monitor.last_sizes.get(0, {}),
     )
-    _write_outputs(result, monitor, kwargs, hyperparams, settings)
+    write_outputs(result, monitor, kwargs, hyperparams, settings)
     return result
 
 

@@ -362,7 +362,7 @@ def test_compare_writes_tables_and_plots(
     segments = pd.read_csv(out / "segments.csv")
     assert len(segments) == 2 * 3 * 2 * 4  # budgets x agents x seeds x segments
     report = (out / "results.md").read_text()
-    assert "| budget | agent | Recall@20 | NDCG@20 |" in report and "±" in report
+    assert "| budget | agent | runs | Recall@20 | NDCG@20 |" in report and "±" in report
 
     # --resume reads the finished runs back instead of training again; one seed aggregates too
     def no_training(*args: object, **kwargs: object) -> None:
@@ -373,7 +373,9 @@ def test_compare_writes_tables_and_plots(
     assert compare.main([*argv, "--output", str(out)]) == 0
     single = pd.read_csv(out / "summary.csv")
     assert len(single) == 6 and single["avg_recall@20_std"].isna().all()
-    assert re.search(r"\| uniform \| \d\.\d{4} \| \d\.\d{4} \|", (out / "results.md").read_text())
+    assert re.search(
+        r"\| uniform \| 1 \| \d\.\d{4} \| \d\.\d{4} \|", (out / "results.md").read_text()
+    )
 
 
 @pytest.mark.parametrize(
@@ -407,6 +409,6 @@ def test_compare_rejects_unknown_config_keys(
 
 
 def test_shipped_comparison_configs_are_valid(compare: ModuleType) -> None:
-    for name in ("quickstart.yaml", "ml1m.yaml"):
+    for name in ("quickstart.yaml", "ml1m.yaml", "paper-ml1m.yaml", "paper-ml100k.yaml"):
         config = compare.load_config(ROOT / "configs" / name)
         assert config["env"] in gym.registry and set(config["agents"]) <= set(ALGOS)
