@@ -465,7 +465,7 @@ def write_outputs(
     (run_dir / SIZES_FILE).unlink(missing_ok=True)
     if result.last_sizes:
         with atomic_path(run_dir / SIZES_FILE) as tmp, tmp.open("wb") as fh:
-            np.savez(fh, **result.last_sizes)
+            np.savez_compressed(fh, **result.last_sizes)
     summary = {
         "fingerprint": digest(settings),
         "settings": settings,

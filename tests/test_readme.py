@@ -28,3 +28,23 @@ def test_main_job_names_existing_files() -> None:
     for word in main_job.split():
         if word.endswith((".py", ".yaml")):
             assert (ROOT / word).exists(), word
+
+
+def test_readme_result_rows_are_quoted_from_the_committed_tables() -> None:
+    """Every table row of the README's Results section is a row of a committed ``results.md``
+    (which ``tests/test_committed_results.py`` remakes from the committed runs)."""
+    readme = (ROOT / "README.md").read_text()
+    section = re.search(r"\n## Results\n(.*?)\n## ", readme, re.S)
+    assert section, "README lacks a Results section"
+    committed = {
+        line
+        for path in (ROOT / "results").glob("**/results.md")
+        for line in path.read_text().splitlines()
+    }
+    rows = [
+        line
+        for line in section.group(1).splitlines()
+        if line.startswith("| ") and re.search(r"\d\.\d{4}", line)
+    ]
+    assert rows, "the Results section quotes no table row"
+    assert [row for row in rows if row not in committed] == []
