@@ -139,11 +139,13 @@ def test_write_statistics_and_the_report(tmp_path: Path) -> None:
     assert list(written["agent"]) == ["scall", "sac"] and section.startswith("## Statistics")
     assert (tmp_path / "intervals.png").stat().st_size > 0
 
-    usage = {"params_used": 1, "budget_params": 1}
+    usage = {"params_used": 1, "budget_params": 1, "trials": 2}
     results = [
         (None, RunResult(agent, "x", seed, tmp_path, segment_rows(recalls, **usage), {}, 3, 1.0))
         for (agent, seed), recalls in values.items()
     ]
     report = write_report(results, {"env": "x", "agents": ["scall", "sac"], "seeds": [0]}, tmp_path)
     assert "## Statistics" in report and "| default | sac | 3 |" in report
+    # per agent: one run, its wall time (1 s) and its trials (2 in each of 4 segments)
+    assert "| default | sac | 1 | 0.5000 | 0.2500 | 1.0000 | 1 | 8 |" in report
     assert (tmp_path / "results.md").read_text() == report
