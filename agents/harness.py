@@ -72,7 +72,8 @@ class RunResult:
         segments: Committed-segment records of the first pass (segment 0 first).
         averages: Mean of :data:`METRICS` over segments ``t >= 1`` of the first pass.
         total_timesteps: Environment steps taken.
-        wall_time_s: Seconds the run took.
+        wall_time_s: Seconds the run took, to 0.01 s (as ``results.json`` keeps it, so that
+            tables made from a run and from its files read back agree).
         last_sizes: Sizes and frequencies of the first pass's last committed segment.
     """
 
@@ -85,6 +86,9 @@ class RunResult:
     total_timesteps: int
     wall_time_s: float
     last_sizes: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.wall_time_s = round(float(self.wall_time_s), 2)
 
 
 RESULTS_FILE = "results.json"
@@ -318,7 +322,7 @@ def run_agent(
         segments=first_pass,
         averages=averages,
         total_timesteps=monitor.steps,
-        wall_time_s=round(wall, 2),  # as results.json keeps it: tables made now or read back agree
+        wall_time_s=wall,
         last_sizes=monitor.last_sizes.get(0, {}),
     )
     write_outputs(result, monitor, asked, hyperparams, settings)

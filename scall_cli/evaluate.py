@@ -187,7 +187,7 @@ def evaluate_agent(
         segments=monitor.commits,
         averages={m: float(later[m].mean()) if len(later) else np.nan for m in METRICS},
         total_timesteps=monitor.steps,
-        wall_time_s=round(wall, 2),
+        wall_time_s=wall,
         last_sizes=monitor.last_sizes.get(0, {}),
     )
     write_outputs(result, monitor, kwargs, hyperparams, settings)
