@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from scall_env.cache import write_text_atomic
 from scall_env.search import constant_policy_trials
 from scall_env.sizing import FrequencySizer, Sizer, UniformSizer
 
@@ -148,10 +149,13 @@ class Baseline:
         """Continue from :meth:`get_state` (then ``learn(..., reset_num_timesteps=False)``)."""
         self.__dict__.update(copy.deepcopy(state))
 
+    def _payload(self) -> dict[str, Any]:
+        """What :meth:`save` writes: the baseline's name, seed and parameters."""
+        return {"baseline": self.name, "seed": self.seed, "params": _jsonable(self.params)}
+
     def save(self, path: str | os.PathLike) -> None:
-        """Write the baseline's name, seed and parameters as JSON."""
-        payload = {"baseline": self.name, "seed": self.seed, "params": _jsonable(self.params)}
-        Path(path).write_text(json.dumps(payload, indent=2))
+        """Write :meth:`_payload` as JSON (atomically)."""
+        write_text_atomic(path, json.dumps(self._payload(), indent=2))
 
     @classmethod
     def load(cls, path: str | os.PathLike, env: gym.Env | None = None) -> Baseline:

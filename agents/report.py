@@ -30,6 +30,7 @@ from matplotlib.ticker import MaxNLocator
 
 from agents.stats import METRICS as STAT_METRICS
 from agents.stats import statistics_markdown, statistics_table
+from scall_env.cache import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:  # annotations only: the tables and plots need no harness (torch, SB3)
     from agents.harness import RunResult
@@ -38,6 +39,17 @@ if TYPE_CHECKING:  # annotations only: the tables and plots need no harness (tor
 DEFAULT_BUDGET = "default"
 #: Resolution of the PNG figures.
 DPI = 120
+
+
+def _save_figure(fig: Figure, path: Path) -> None:
+    """Write ``fig`` as PNG atomically (a stopped comparison leaves no half-written plot)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png")
+
+
+def _write_csv(table: pd.DataFrame, path: Path) -> None:
+    """Write ``table`` as CSV (no index) atomically."""
+    write_text_atomic(path, table.to_csv(index=False))
 
 
 def long_table(results: Sequence[tuple[Any, RunResult]]) -> pd.DataFrame:
@@ -182,7 +194,7 @@ def plot_recall(segments: pd.DataFrame, path: Path) -> None:
         ax.set(title=f"budget {budget}", xlabel="segment", ylabel="Recall@20")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
-    fig.savefig(path, dpi=DPI)
+    _save_figure(fig, path)
 
 
 def plot_sizes(results: Sequence[tuple[Any, RunResult]], path: Path) -> None:
@@ -217,7 +229,7 @@ def plot_sizes(results: Sequence[tuple[Any, RunResult]], path: Path) -> None:
             xscale="log",
         )
         ax.legend()
-    fig.savefig(path, dpi=DPI)
+    _save_figure(fig, path)
 
 
 def plot_params(segments: pd.DataFrame, path: Path) -> None:
@@ -238,7 +250,7 @@ def plot_params(segments: pd.DataFrame, path: Path) -> None:
     ax.set(xlabel="segment", ylabel="embedding parameters")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize="small")
-    fig.savefig(path, dpi=DPI)
+    _save_figure(fig, path)
 
 
 def plot_intervals(table: pd.DataFrame, path: Path) -> None:
@@ -258,7 +270,7 @@ def plot_intervals(table: pd.DataFrame, path: Path) -> None:
         ax.errorbar(centre, rank, xerr=np.abs(spread), fmt="o", capsize=4)
         ax.set(title=f"{metric}: IQM and 95% bootstrap interval", xlabel=metric)
     axes[0].set_yticks(rank, labels)
-    fig.savefig(path, dpi=DPI)
+    _save_figure(fig, path)
 
 
 def write_statistics(segments: pd.DataFrame, output: Path, reference_agent: str = "scall") -> str:
@@ -271,7 +283,7 @@ def write_statistics(segments: pd.DataFrame, output: Path, reference_agent: str 
             :func:`agents.stats.statistics_table`).
     """
     table = statistics_table(segments, reference_agent)
-    table.to_csv(output / "statistics.csv", index=False)
+    _write_csv(table, output / "statistics.csv")
     if not table.empty:
         plot_intervals(table, output / "intervals.png")
     return statistics_markdown(table, reference_agent)
@@ -299,15 +311,15 @@ def write_report(
     """
     segments = long_table(results)
     summary = summary_table(segments)
-    segments.to_csv(output / "segments.csv", index=False)
-    summary.to_csv(output / "summary.csv", index=False)
+    _write_csv(segments, output / "segments.csv")
+    _write_csv(summary, output / "summary.csv")
     report = markdown(summary, segments, config)
     run_time = sum(result.wall_time_s for _, result in results)
     report += f"\nWall time of the runs (training, excluding set-up): {run_time:.0f} s.\n"
     if missing:
         report += f"\nNot finished yet ({len(missing)} runs): {', '.join(missing)}.\n"
     report += "\n" + write_statistics(segments, output)
-    (output / "results.md").write_text(report)
+    write_text_atomic(output / "results.md", report)
     plot_recall(segments, output / "recall_per_segment.png")
     plot_sizes(results, output / "size_vs_rank.png")
     plot_params(segments, output / "params_vs_budget.png")

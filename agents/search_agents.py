@@ -126,12 +126,9 @@ class SearchAgent(Baseline):
         """Subclass hook: the env committed the segment (``elite`` is updated)."""
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the name, seed and parameters (as baselines do) and the search's state."""
-        super().save(path)
-        payload = json.loads(Path(path).read_text())
-        payload["state"] = self._state()
-        Path(path).write_text(json.dumps(payload, indent=2))
+    def _payload(self) -> dict[str, Any]:
+        """The name, seed and parameters (as baselines save them) and the search's state."""
+        return {**super()._payload(), "state": self._state()}
 
     @classmethod
     def load(cls, path: str | os.PathLike, env: gym.Env | None = None) -> SearchAgent:

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scall_env.cache import write_text_atomic
+
 
 def variant_rows(folder: Path) -> list[dict[str, object]]:
     """One row per agent of one variant's comparison folder."""
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if not folders:
         parser.exit(2, f"error: no finished comparison (segments.csv) under {args.root}\n")
     table = markdown([row for folder in folders for row in variant_rows(folder)])
-    (args.root / "table.md").write_text(table)
+    write_text_atomic(args.root / "table.md", table)
     print(table, end="")
     return 0
 

@@ -79,6 +79,7 @@ from scall_cli._args import (
     positive_int,
     removed_on_error,
 )
+from scall_env.cache import write_text_atomic
 
 COMPARISON_FILE = "comparison.yaml"
 """The comparison's config as run (command-line overrides included), written beside its tables."""
@@ -467,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     report = write_report(results, config, output, missing=missing)
     # the settings that made these tables: --config this file --report-only remakes them
     plain = json.loads(json.dumps(config, default=str))
-    (output / COMPARISON_FILE).write_text(yaml.safe_dump(plain, sort_keys=False))
+    write_text_atomic(output / COMPARISON_FILE, yaml.safe_dump(plain, sort_keys=False))
     print(report)
     print(f"outputs in {output}")
     return 0

@@ -73,6 +73,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through :func:`atomic_path` (never half-written)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
 def tensors_checksum(state: Mapping[str, torch.Tensor]) -> str:
     """SHA-256 over the names, shapes, dtypes and bytes of a state dict's tensors."""
     hasher = hashlib.sha256()

@@ -149,3 +149,28 @@ def test_write_statistics_and_the_report(tmp_path: Path) -> None:
     # per agent: one run, its wall time (1 s) and its trials (2 in each of 4 segments)
     assert "| default | sac | 1 | 0.5000 | 0.2500 | 1.0000 | 1 | 8 |" in report
     assert (tmp_path / "results.md").read_text() == report
+
+
+@pytest.mark.filterwarnings("ignore:No artists with labels")
+def test_a_report_killed_while_writing_leaves_whole_files_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = {("scall", 0): [0.5, 0.6, 0.7], ("sac", 0): [0.4, 0.6, 0.5]}
+    usage = {"params_used": 1, "budget_params": 1, "trials": 2}
+    results = [
+        (None, RunResult(agent, "x", seed, tmp_path, segment_rows(recalls, **usage), {}, 3, 1.0))
+        for (agent, seed), recalls in values.items()
+    ]
+    config = {"env": "x", "agents": ["scall", "sac"], "seeds": [0]}
+    write_report(results, config, tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def dies_half_way(fig: object, fname: object, **kwargs: object) -> None:
+        Path(str(fname)).write_bytes(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("matplotlib.figure.Figure.savefig", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(results, config, tmp_path)
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert after == before  # the same (whole) files, no temporary one beside them
