@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _tiny import tiny_env
 
 import agents.harness
 import scall_cli.compare
@@ -30,17 +31,7 @@ from scall_env.sizing import FrequencySizer, UniformSizer
 
 ROOT = Path(__file__).resolve().parents[1]
 # A tiny synthetic setting: 4 segments, 2 trials per segment -> 6 steps per pass.
-TINY_ENV: dict[str, Any] = {
-    "dataset_options": {"n_users": 400, "n_items": 250, "n_interactions": 12_000},
-    "n_segments": 4,
-    "d_max": 16,
-    "n_groups": 8,
-    "search": "fixed",
-    "search_steps": 2,
-    "trial_batches": 5,
-    "batch_size": 128,
-    "max_chunks": 2,
-}
+TINY_ENV = tiny_env(n_segments=4, n_groups=8, search="fixed", search_steps=2, max_chunks=2)
 SMALL_NETS: dict[str, dict[str, Any]] = {
     "sac": {"policy_kwargs": {"net_arch": [16]}},
     "td3": {"policy_kwargs": {"net_arch": [16]}},

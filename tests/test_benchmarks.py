@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from _tiny import tiny_env
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 if str(BENCHMARKS) not in sys.path:
@@ -29,19 +30,15 @@ from scall_env.config import EnvConfig  # noqa: E402
 from scall_env.search import SearchCore  # noqa: E402
 from scall_env.sizing import SizeDecision, UniformSizer  # noqa: E402
 
-TINY: dict[str, Any] = {
-    "dataset": "synthetic",
-    "dataset_options": {"n_users": 400, "n_items": 250, "n_interactions": 12_000},
-    "base_model": "mf",
-    "n_segments": 3,
-    "budget": 8,
-    "d_max": 16,
-    "trial_batches": 5,
-    "batch_size": 128,
-    "max_chunks": 3,
-    "device": "cpu",
-    "use_cache": False,
-}
+TINY = tiny_env(
+    dataset="synthetic",
+    base_model="mf",
+    n_segments=3,
+    budget=8,
+    max_chunks=3,
+    device="cpu",
+    use_cache=False,
+)
 DECISION = [0.3, 0.2, 0.7]
 
 

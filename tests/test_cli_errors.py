@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _tiny import TINY_DATA
 
 import scall_cli._args
 from scall_cli import compare, stream_stats, train
@@ -21,9 +22,7 @@ from scall_cli import compare, stream_stats, train
 Main = Callable[[list[str] | None], int]
 SYNTHETIC = ["--env", "Scall-Synthetic-v0"]
 # Small enough that a case which gets as far as building the env stays fast.
-TINY = json.dumps(
-    {"n_segments": 3, "dataset_options": {"n_users": 400, "n_items": 250, "n_interactions": 12_000}}
-)
+TINY = json.dumps({"n_segments": 3, "dataset_options": TINY_DATA})
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 
 

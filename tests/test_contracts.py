@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _tiny import tiny_env
 from stable_baselines3 import A2C, DDPG, PPO, SAC, TD3
 
 import agents.harness
@@ -43,19 +44,9 @@ from scall_env.search import SearchCore
 from scall_env.sizing import SizeDecision
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY: dict[str, Any] = {
-    "dataset_options": {"n_users": 400, "n_items": 250, "n_interactions": 12_000},
-    "n_segments": 4,
-    "budget": 8,
-    "d_max": 16,
-    "n_groups": 8,
-    "search": "fixed",
-    "search_steps": 2,
-    "trial_batches": 5,
-    "batch_size": 128,
-    "max_chunks": 2,
-    "device": "cpu",
-}
+TINY = tiny_env(
+    n_segments=4, budget=8, n_groups=8, search="fixed", search_steps=2, max_chunks=2, device="cpu"
+)
 ACTIONS = [np.array(a, np.float32) for a in ([0.3, -0.6, 0.2], [-0.4, 0.5, -0.8], [0.0] * 3)]
 
 

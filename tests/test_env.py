@@ -10,6 +10,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+from _tiny import tiny_env
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -17,21 +18,17 @@ import scall_env
 from scall_env.env import ScallEnv, pooled_frequencies
 from scall_env.sizing import FrequencySizer, SizeDecision
 
-TINY: dict[str, Any] = {
-    "dataset": "synthetic",
-    "dataset_options": {"n_users": 400, "n_items": 250, "n_interactions": 12_000},
-    "base_model": "mf",
-    "n_segments": 4,
-    "budget": 8,
-    "d_max": 16,
-    "n_groups": 8,
-    "search": "fixed",
-    "search_steps": 2,
-    "trial_batches": 5,
-    "batch_size": 128,
-    "max_chunks": 3,
-    "device": "cpu",
-}
+TINY = tiny_env(
+    dataset="synthetic",
+    base_model="mf",
+    n_segments=4,
+    budget=8,
+    n_groups=8,
+    search="fixed",
+    search_steps=2,
+    max_chunks=3,
+    device="cpu",
+)
 
 
 @pytest.fixture

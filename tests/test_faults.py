@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from _tiny import TINY_DATA, tiny_env
 
 import scall_cli.compare
 import scall_env  # noqa: F401  (registers the environment ids)
@@ -33,19 +34,8 @@ import scall_env.stream
 from scall_env.cache import atomic_path, tensors_checksum
 from scall_env.stream import Stream, StreamConfig, load_stream
 
-SYNTHETIC = {"n_users": 400, "n_items": 250, "n_interactions": 12_000}
 STREAM_CONFIG = StreamConfig(k_core=3, n_segments=4)
-TINY_ENV: dict[str, Any] = {
-    "dataset_options": SYNTHETIC,
-    "n_segments": 4,
-    "d_max": 16,
-    "n_groups": 8,
-    "search_steps": 2,
-    "trial_batches": 5,
-    "batch_size": 128,
-    "max_chunks": 2,
-    "device": "cpu",
-}
+TINY_ENV = tiny_env(n_segments=4, n_groups=8, search_steps=2, max_chunks=2, device="cpu")
 ACTIONS = [np.array([0.2, -0.4, 0.6], np.float32), np.array([-0.5, 0.3, -0.1], np.float32)]
 
 
@@ -56,7 +46,7 @@ def rebuild_warnings(record: list[warnings.WarningMessage]) -> list[str]:
 
 # --------------------------------------------------------------------------- stream cache
 def stream(cache: Path | str) -> Stream:
-    return load_stream("synthetic", STREAM_CONFIG, cache_dir=cache, **SYNTHETIC)
+    return load_stream("synthetic", STREAM_CONFIG, cache_dir=cache, **TINY_DATA)
 
 
 def assert_same_stream(a: Stream, b: Stream) -> None:
@@ -68,7 +58,7 @@ def assert_same_stream(a: Stream, b: Stream) -> None:
 
 @pytest.fixture(scope="module")
 def clean_stream() -> Stream:
-    return load_stream("synthetic", STREAM_CONFIG, use_cache=False, **SYNTHETIC)
+    return load_stream("synthetic", STREAM_CONFIG, use_cache=False, **TINY_DATA)
 
 
 def truncate(path: Path, tmp: Path) -> None:
@@ -81,7 +71,7 @@ def random_bytes(path: Path, tmp: Path) -> None:
 
 def another_configuration(path: Path, tmp: Path) -> None:
     other = load_stream(
-        "synthetic", StreamConfig(k_core=3, n_segments=3), cache_dir=tmp / "other", **SYNTHETIC
+        "synthetic", StreamConfig(k_core=3, n_segments=3), cache_dir=tmp / "other", **TINY_DATA
     )
     (other_file,) = (tmp / "other" / "streams").glob("*.npz")
     assert other.n_segments == 3

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from _tiny import tiny_env
 
 from agents.scall import RecencyReplayBuffer, ScallSAC
 from scall_env.env import ScallEnv
@@ -19,21 +20,17 @@ from scall_env.recsys.training import train_to_convergence
 from scall_env.segment import Segment
 from scall_env.sizing import DistributionSizer, SizeDecision, get_distribution
 
-TINY: dict[str, Any] = {
-    "dataset": "synthetic",
-    "dataset_options": {"n_users": 400, "n_items": 250, "n_interactions": 12_000},
-    "base_model": "mf",
-    "n_segments": 3,
-    "budget": 8,
-    "d_max": 16,
-    "n_groups": 8,
-    "search_steps": 3,
-    "search_max_steps": 9,
-    "trial_batches": 5,
-    "batch_size": 128,
-    "max_chunks": 2,
-    "device": "cpu",
-}
+TINY = tiny_env(
+    dataset="synthetic",
+    base_model="mf",
+    n_segments=3,
+    budget=8,
+    n_groups=8,
+    search_steps=3,
+    search_max_steps=9,
+    max_chunks=2,
+    device="cpu",
+)
 
 
 def make_env(tmp_path: Path, **kwargs: Any) -> ScallEnv:

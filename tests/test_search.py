@@ -9,25 +9,22 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from _tiny import tiny_env
 
 from scall_env.config import EnvConfig
 from scall_env.recsys import Evaluator
 from scall_env.search import SearchCore
 from scall_env.sizing import SizeDecision
 
-TINY: dict[str, Any] = {
-    "dataset": "synthetic",
-    "dataset_options": {"n_users": 400, "n_items": 250, "n_interactions": 12_000},
-    "base_model": "mf",
-    "n_segments": 3,
-    "budget": 8,
-    "d_max": 16,
-    "search_steps": 2,
-    "trial_batches": 5,
-    "batch_size": 128,
-    "max_chunks": 3,
-    "device": "cpu",
-}
+TINY = tiny_env(
+    dataset="synthetic",
+    base_model="mf",
+    n_segments=3,
+    budget=8,
+    search_steps=2,
+    max_chunks=3,
+    device="cpu",
+)
 DECISION = SizeDecision(0.3, 0.2, 0.7)
 
 
