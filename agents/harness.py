@@ -12,7 +12,8 @@ commit policy (the paper's protocol), trains, and writes into ``run_dir``:
 * the saved agent (``model.zip`` for SB3 agents, ``model.json`` for baselines);
 and TensorBoard logs into ``tensorboard_dir`` when one is given. While it runs, ``checkpoint.pt``
 holds its state after the last committed segment (:mod:`agents.checkpoint`; removed once
-``results.json`` is written), from which ``run_agent(..., resume=True)`` continues.
+``results.json`` is written), from which ``run_agent(..., resume=True)`` continues. A run holds
+the folder's lock (:mod:`agents.runlock`) throughout: a second process is refused, not mixed in.
 :func:`finished_run` reads a run back only when its fingerprint equals the one requested (what
 ``compare.py --resume`` relies on).
 """
@@ -50,6 +51,7 @@ from agents.checkpoint import (
 )
 from agents.commit import live_policy
 from agents.factory import SB3_ALGOS, Agent, check_algo, env_overrides, make_agent, model_filename
+from agents.runlock import run_lock
 from scall_env.cache import atomic_path, digest
 from scall_env.config import EnvConfig
 from scall_env.recsys import resolve_device
@@ -246,88 +248,91 @@ def run_agent(
     hyperparams = dict(opts.hyperparams or {})
     settings = run_settings(algo, env_id, **options)
     run_dir = Path(run_dir)
-    checkpoint = None
-    if resume:
-        checkpoint, why = read_checkpoint(run_dir, settings)
+    with run_lock(run_dir):  # one process at a time in a run folder
+        checkpoint = None
+        if resume:
+            checkpoint, why = read_checkpoint(run_dir, settings)
+            if checkpoint is None:
+                raise ValueError(
+                    f"cannot resume the run in {run_dir}: {why or 'it has no checkpoint'}"
+                )
+        # results.json records what was asked for; the agent's own overrides (a baseline's sizer)
+        # follow from algo and hyper-parameters, and their repr would differ from run to run
+        asked = {"device": opts.device, **(opts.env_kwargs or {})}
+        kwargs = {**asked, **env_overrides(algo, hyperparams)}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        # results.json marks a finished run: an old one must not describe the outputs of this one.
+        (run_dir / RESULTS_FILE).unlink(missing_ok=True)
+        env = gym.make(env_id, **kwargs)
+        one_pass = opts.total_timesteps is None
+        steps = one_pass_timesteps(env) if one_pass else int(opts.total_timesteps)
+        if steps < 1:
+            raise ValueError(f"total_timesteps must be >= 1, got {opts.total_timesteps}")
         if checkpoint is None:
-            raise ValueError(f"cannot resume the run in {run_dir}: {why or 'it has no checkpoint'}")
-    # results.json records what was asked for; the agent's own overrides (a baseline's sizer)
-    # follow from algo and hyper-parameters, and their repr would differ from run to run
-    asked = {"device": opts.device, **(opts.env_kwargs or {})}
-    kwargs = {**asked, **env_overrides(algo, hyperparams)}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # results.json marks a finished run: an old one must not describe the outputs of this one.
-    (run_dir / RESULTS_FILE).unlink(missing_ok=True)
-    env = gym.make(env_id, **kwargs)
-    one_pass = opts.total_timesteps is None
-    steps = one_pass_timesteps(env) if one_pass else int(opts.total_timesteps)
-    if steps < 1:
-        raise ValueError(f"total_timesteps must be >= 1, got {opts.total_timesteps}")
-    if checkpoint is None:
-        (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
-    writer = None
-    if tensorboard_dir is not None:  # a resumed run hides what the killed one logged after it
-        purge = None if checkpoint is None else checkpoint["meta"]["steps"]
-        writer = SummaryWriter(str(Path(tensorboard_dir, "scall_env")), purge_step=purge)
-    monitor = ScallMonitor(
-        env, writer=writer, progress_total=steps if progress_bar else None, on_commit=on_commit
-    )
-    agent = make_agent(
-        algo, monitor, hyperparams, seed=opts.seed, device=opts.device,
-        tensorboard_log=tensorboard_dir,
-    )  # fmt: skip
-    if checkpoint is not None:
-        agent = _restore(algo, agent, monitor, checkpoint, opts)
-    env.unwrapped.set_commit_policy(live_policy(agent))
-    meta = {
-        "version": FORMAT_VERSION,
-        "fingerprint": digest(settings),
-        "settings": settings,
-        "algo": algo,
-        "env_id": env_id,
-        "options": _jsonable(asdict(opts)),
-        "tensorboard_dir": None if tensorboard_dir is None else str(tensorboard_dir),
-    }
-    elapsed = 0.0 if checkpoint is None else checkpoint["meta"]["elapsed_s"]
-    saver = Checkpointer(run_dir, meta, agent, monitor, elapsed)
-    remaining = steps - (0 if checkpoint is None else agent.num_timesteps)
-    fresh = checkpoint is None
-    if algo in BASELINES:
-        agent.learn(
-            total_timesteps=remaining,
-            max_episodes=1 if one_pass else None,  # one pass ends when the first episode does
-            commit_only=opts.skips_search(algo),
-            reset_num_timesteps=fresh,
-            on_commit=saver.save,
+            (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+        writer = None
+        if tensorboard_dir is not None:  # a resumed run hides what the killed one logged after it
+            purge = None if checkpoint is None else checkpoint["meta"]["steps"]
+            writer = SummaryWriter(str(Path(tensorboard_dir, "scall_env")), purge_step=purge)
+        monitor = ScallMonitor(
+            env, writer=writer, progress_total=steps if progress_bar else None, on_commit=on_commit
         )
-    else:
-        callbacks = [CheckpointCallback(saver.save)]
-        if one_pass:
-            callbacks.append(StopTrainingOnMaxEpisodes(max_episodes=1))
-        agent.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=fresh)
-    wall = saver.elapsed_s
-    monitor.close()
-    agent.save(run_dir / model_filename(algo))
+        agent = make_agent(
+            algo, monitor, hyperparams, seed=opts.seed, device=opts.device,
+            tensorboard_log=tensorboard_dir,
+        )  # fmt: skip
+        if checkpoint is not None:
+            agent = _restore(algo, agent, monitor, checkpoint, opts)
+        env.unwrapped.set_commit_policy(live_policy(agent))
+        meta = {
+            "version": FORMAT_VERSION,
+            "fingerprint": digest(settings),
+            "settings": settings,
+            "algo": algo,
+            "env_id": env_id,
+            "options": _jsonable(asdict(opts)),
+            "tensorboard_dir": None if tensorboard_dir is None else str(tensorboard_dir),
+        }
+        elapsed = 0.0 if checkpoint is None else checkpoint["meta"]["elapsed_s"]
+        saver = Checkpointer(run_dir, meta, agent, monitor, elapsed)
+        remaining = steps - (0 if checkpoint is None else agent.num_timesteps)
+        fresh = checkpoint is None
+        if algo in BASELINES:
+            agent.learn(
+                total_timesteps=remaining,
+                max_episodes=1 if one_pass else None,  # one pass ends when the first episode does
+                commit_only=opts.skips_search(algo),
+                reset_num_timesteps=fresh,
+                on_commit=saver.save,
+            )
+        else:
+            callbacks = [CheckpointCallback(saver.save)]
+            if one_pass:
+                callbacks.append(StopTrainingOnMaxEpisodes(max_episodes=1))
+            agent.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=fresh)
+        wall = saver.elapsed_s
+        monitor.close()
+        agent.save(run_dir / model_filename(algo))
 
-    first_pass = [row for row in monitor.commits if row["episode"] == 0]
-    later = [row for row in first_pass if row["segment"] >= 1]
-    averages = {
-        m: float(np.mean([row[m] for row in later])) if later else float("nan") for m in METRICS
-    }
-    result = RunResult(
-        algo=algo,
-        env_id=env_id,
-        seed=opts.seed,
-        run_dir=run_dir,
-        segments=first_pass,
-        averages=averages,
-        total_timesteps=monitor.steps,
-        wall_time_s=wall,
-        last_sizes=monitor.last_sizes.get(0, {}),
-    )
-    write_outputs(result, monitor, asked, hyperparams, settings)
-    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # results.json now marks it finished
-    return result
+        first_pass = [row for row in monitor.commits if row["episode"] == 0]
+        later = [row for row in first_pass if row["segment"] >= 1]
+        averages = {
+            m: float(np.mean([row[m] for row in later])) if later else float("nan") for m in METRICS
+        }
+        result = RunResult(
+            algo=algo,
+            env_id=env_id,
+            seed=opts.seed,
+            run_dir=run_dir,
+            segments=first_pass,
+            averages=averages,
+            total_timesteps=monitor.steps,
+            wall_time_s=wall,
+            last_sizes=monitor.last_sizes.get(0, {}),
+        )
+        write_outputs(result, monitor, asked, hyperparams, settings)
+        (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # results.json now marks it finished
+        return result
 
 
 def _restore(

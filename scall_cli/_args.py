@@ -18,6 +18,8 @@ from typing import Any, NoReturn
 
 import gymnasium as gym
 
+from agents.runlock import RunInUseError
+
 #: Errors that a bad configuration raises in the env, the stream or the harness; the command
 #: lines report them as ``<prog>: error: <message>`` with exit status 2 instead of a traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (
@@ -28,6 +30,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     IsADirectoryError,
     NotADirectoryError,
     PermissionError,
+    RunInUseError,
 )
 
 

@@ -65,6 +65,7 @@ from agents.harness import (
 )
 from agents.parallel import BACKENDS, run_units
 from agents.report import write_report
+from agents.runlock import check_not_in_use
 from scall_cli._args import (
     USER_ERRORS,
     add_baseline_trials,
@@ -281,6 +282,10 @@ def run_all(
     of the same settings is read back instead of run again, one with a checkpoint of the same
     settings continues from it; any other is run (with a note). A run that fails leaves no folder
     of its own behind.
+
+    Raises:
+        RunInUseError: If another live process is running one of the runs to run (nothing
+            starts).
     """
     planned = plan_runs(config, output, progress)  # every run is checked before any runs
     results: dict[int, RunResult] = {}
@@ -299,6 +304,8 @@ def run_all(
                 if reason:
                     _stamped(f"{run.name}: running it again: {reason}")
         todo.append((i, run))
+    for _, run in todo:  # before any starts: another live comparison may be running one of them
+        check_not_in_use(run.run_dir)
     if config.get("backend", "serial") != "serial":
         # workers may start elsewhere (another folder, another machine sharing this one)
         todo = [(i, replace(run, run_dir=run.run_dir.absolute())) for i, run in todo]
