@@ -31,6 +31,7 @@ from matplotlib.ticker import MaxNLocator
 from agents.stats import METRICS as STAT_METRICS
 from agents.stats import statistics_markdown, statistics_table
 from scall_env.cache import atomic_path, write_text_atomic
+from scall_env.sizing import frequency_order
 
 if TYPE_CHECKING:  # annotations only: the tables and plots need no harness (torch, SB3)
     from agents.harness import RunResult
@@ -201,7 +202,9 @@ def plot_sizes(results: Sequence[tuple[Any, RunResult]], path: Path) -> None:
     """Embedding size against frequency rank on the last segment (first budget, first seed).
 
     One line per agent (its first run under the first budget), users and items in two panels;
-    runs without saved sizes (``last_sizes`` empty) are left out.
+    runs without saved sizes (``last_sizes`` empty) are left out. Entities are ranked as the
+    sizers rank them (:func:`scall_env.sizing.frequency_order`: equal counts, the newer first),
+    so a size assignment by frequency rank reads as a non-increasing line.
 
     Args:
         results: ``(budget, result)`` pairs as for :func:`long_table`.
@@ -216,10 +219,9 @@ def plot_sizes(results: Sequence[tuple[Any, RunResult]], path: Path) -> None:
             continue
         shown.add(result.algo)
         for ax, kind in zip(axes, ("user", "item"), strict=True):
-            freq = result.last_sizes[f"{kind}_freq"]
-            sizes = result.last_sizes[f"{kind}_sizes"]
-            order = np.argsort(-freq, kind="stable")
-            ax.plot(np.arange(1, len(order) + 1), sizes[order], label=result.algo, linewidth=1)
+            order = frequency_order(result.last_sizes[f"{kind}_freq"])
+            ranked = result.last_sizes[f"{kind}_sizes"][order]
+            ax.plot(np.arange(1, len(ranked) + 1), ranked, label=result.algo, linewidth=1)
     segment = int(results[0][1].last_sizes["segment"]) if results[0][1].last_sizes else "last"
     for ax, kind in zip(axes, ("users", "items"), strict=True):
         ax.set(

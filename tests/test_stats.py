@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 from scipy import stats as sp
 
 from agents.harness import RunResult
-from agents.report import write_report, write_statistics
+from agents.report import plot_sizes, write_report, write_statistics
 from agents.stats import (
     N_RESAMPLES,
     iqm,
@@ -20,6 +21,7 @@ from agents.stats import (
     statistics_markdown,
     statistics_table,
 )
+from scall_env.sizing import assign_by_frequency
 
 
 def segment_rows(recalls: list[float], **extra: float) -> list[dict[str, float]]:
@@ -174,3 +176,21 @@ def test_a_report_killed_while_writing_leaves_whole_files_only(
         write_report(results, config, tmp_path)
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert after == before  # the same (whole) files, no temporary one beside them
+
+
+def test_the_size_plot_ranks_entities_as_the_sizers_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # many equal counts (zeros among them): the sizers rank the newer entity (larger id) first
+    rng = np.random.default_rng(0)
+    freq = {kind: rng.integers(0, 3, size=50) for kind in ("user", "item")}
+    sizes = {kind: assign_by_frequency(np.arange(50, 0, -1), freq[kind]) for kind in freq}
+    last = {"segment": np.array(3)}
+    for kind in freq:
+        last.update({f"{kind}_freq": freq[kind], f"{kind}_sizes": sizes[kind]})
+    result = RunResult("scall", "x", 0, tmp_path, segment_rows([0.5]), {}, 1, 1.0, last)
+    figures: list[Any] = []
+    monkeypatch.setattr("agents.report._save_figure", lambda fig, path: figures.append(fig))
+    plot_sizes([(None, result)], tmp_path / "sizes.png")
+    for ax in figures[0].axes:
+        np.testing.assert_array_equal(ax.lines[0].get_ydata(), np.arange(50, 0, -1))
