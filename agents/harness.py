@@ -243,11 +243,14 @@ def run_agent(
     Raises:
         ValueError: Bad hyper-parameters, environment arguments or ``total_timesteps``, or
             ``resume`` without a usable checkpoint (the message says why).
+        RunInUseError: If another live process is running in ``run_dir``.
     """
     opts = RunOptions(**options)
     hyperparams = dict(opts.hyperparams or {})
     settings = run_settings(algo, env_id, **options)
     run_dir = Path(run_dir)
+    if resume and not run_dir.is_dir():
+        raise ValueError(f"cannot resume the run in {run_dir}: the folder does not exist")
     with run_lock(run_dir):  # one process at a time in a run folder
         checkpoint = None
         if resume:
@@ -260,7 +263,6 @@ def run_agent(
         # follow from algo and hyper-parameters, and their repr would differ from run to run
         asked = {"device": opts.device, **(opts.env_kwargs or {})}
         kwargs = {**asked, **env_overrides(algo, hyperparams)}
-        run_dir.mkdir(parents=True, exist_ok=True)
         # results.json marks a finished run: an old one must not describe the outputs of this one.
         (run_dir / RESULTS_FILE).unlink(missing_ok=True)
         env = gym.make(env_id, **kwargs)

@@ -164,7 +164,11 @@ def check_output_dir(path: Path, option: str) -> None:
 @contextlib.contextmanager
 def removed_on_error(path: Path) -> Iterator[None]:
     """Remove the folders that the block created on the way to ``path`` if it raises a user
-    error (:data:`USER_ERRORS`), so a failed run leaves no folder behind."""
+    error (:data:`USER_ERRORS`), so a failed run leaves no folder behind.
+
+    A :class:`~agents.runlock.RunInUseError` removes nothing: another live process (which may
+    have created the folder meanwhile) is working there.
+    """
     created = None
     for folder in (path, *path.parents):
         if folder.exists():
@@ -172,6 +176,8 @@ def removed_on_error(path: Path) -> Iterator[None]:
         created = folder
     try:
         yield
+    except RunInUseError:
+        raise
     except USER_ERRORS:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)

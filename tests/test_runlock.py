@@ -9,17 +9,27 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _tiny import tiny_env
 
+import agents.runlock
 import scall_cli.compare
+import scall_cli.train
 from agents.harness import RESULTS_FILE, run_agent
-from agents.runlock import RunInUseError, check_not_in_use, run_lock
+from agents.runlock import LOCK_FILE, RunInUseError, check_not_in_use, run_lock
+from scall_cli._args import removed_on_error
 
 ENV = tiny_env(n_segments=3, search="fixed", search_steps=1, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def short_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agents.runlock, "WAIT_S", 0.3)
 
 
 def test_a_held_folder_is_refused_until_released(tmp_path: Path) -> None:
@@ -27,13 +37,34 @@ def test_a_held_folder_is_refused_until_released(tmp_path: Path) -> None:
     check_not_in_use(run)  # no lock file yet: free, and nothing created
     assert not run.exists()
     with run_lock(run):
-        with pytest.raises(RunInUseError, match=rf"in use by pid {os.getpid()} on "):
+        holder = (run / LOCK_FILE).read_text()
+        assert holder.startswith(f"pid {os.getpid()} on ")
+        with pytest.raises(RunInUseError, match=f"in use by {holder.strip()}; wait"):
             check_not_in_use(run)
+        assert (run / LOCK_FILE).read_text() == holder  # looking rewrote nothing
         with pytest.raises(RunInUseError, match="another output folder"), run_lock(run):
             pass
     check_not_in_use(run)
     with run_lock(run):  # released: taken again
         pass
+
+
+def test_a_lock_released_within_the_wait_is_taken(tmp_path: Path) -> None:
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with run_lock(tmp_path):
+            held.set()
+            release.wait()
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait()
+    release.set()
+    with run_lock(tmp_path):  # busy when asked, free 0.1 s later: no refusal
+        pass
+    thread.join()
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
@@ -79,3 +110,37 @@ def test_compare_with_a_run_in_use_starts_none(
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1
     assert f"{busy} is in use by pid {os.getpid()}" in error
+
+
+def test_resuming_a_missing_run_creates_nothing(tmp_path: Path) -> None:
+    run = tmp_path / "missing"
+    with pytest.raises(ValueError, match="the folder does not exist"):
+        run_agent("uniform", "Scall-Synthetic-v0", run_dir=run, env_kwargs=ENV, resume=True)
+    assert not run.exists()
+
+
+def test_a_refused_run_leaves_the_holders_folder(tmp_path: Path) -> None:
+    # the holder created the folder after the refused CLI looked: still not the CLI's to remove
+    run = tmp_path / "new" / "run"
+    with pytest.raises(RunInUseError), removed_on_error(run):
+        run.mkdir(parents=True)
+        raise RunInUseError("held")
+    assert run.is_dir()
+    with pytest.raises(ValueError), removed_on_error(tmp_path / "other" / "run"):
+        (tmp_path / "other" / "run").mkdir(parents=True)
+        raise ValueError("bad setting")
+    assert not (tmp_path / "other").exists()
+
+
+def test_train_on_a_folder_in_use_exits_2_and_leaves_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    argv = ["--algo", "uniform", "--env", "Scall-Synthetic-v0", "--save-path", str(run),
+            "--env-kwargs", json.dumps(ENV), "--no-progress"]  # fmt: skip
+    with run_lock(run), pytest.raises(SystemExit) as exit_info:
+        (run / RESULTS_FILE).write_text("{}")
+        scall_cli.train.main(argv)
+    assert exit_info.value.code == 2
+    assert "is in use by pid" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == [LOCK_FILE, RESULTS_FILE]
