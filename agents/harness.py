@@ -250,7 +250,9 @@ def run_agent(
     settings = run_settings(algo, env_id, **options)
     run_dir = Path(run_dir)
     if resume and not run_dir.is_dir():
-        raise ValueError(f"cannot resume the run in {run_dir}: the folder does not exist")
+        raise ValueError(
+            f"cannot resume the run in {run_dir}: it has no checkpoint (the folder does not exist)"
+        )
     with run_lock(run_dir):  # one process at a time in a run folder
         checkpoint = None
         if resume:
