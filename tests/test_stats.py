@@ -194,3 +194,20 @@ def test_the_size_plot_ranks_entities_as_the_sizers_do(
     plot_sizes([(None, result)], tmp_path / "sizes.png")
     for ax in figures[0].axes:
         np.testing.assert_array_equal(ax.lines[0].get_ydata(), np.arange(50, 0, -1))
+
+
+@pytest.mark.filterwarnings("ignore:No artists with labels")
+def test_per_segment_tables_list_only_the_agents_that_ran_at_a_budget(tmp_path: Path) -> None:
+    usage = {"params_used": 1, "budget_params": 1, "trials": 2}
+    runs = [(8, "scall"), (8, "uniform"), (16, "uniform")]  # no scall run at budget 16
+    results = [
+        (budget, RunResult(agent, "x", 0, tmp_path, segment_rows([0.5, 0.6], **usage), {}, 3, 1.0))
+        for budget, agent in runs
+    ]
+    config = {"env": "x", "agents": ["scall", "uniform"], "seeds": [0]}
+    report = write_report(results, config, tmp_path)
+    assert "nan" not in report
+    for metric in ("recall@20", "ndcg@20"):
+        section = report.split(f"{metric} per segment:")[1].split("\n\n")[1]
+        rows = [line.split(" | ")[:2] for line in section.splitlines()[2:]]
+        assert rows == [["| 8", "scall"], ["| 8", "uniform"], ["| 16", "uniform"]]
