@@ -156,23 +156,15 @@ def markdown(summary: pd.DataFrame, segments: pd.DataFrame, config: dict[str, An
             f"{mean_pm_std(row['wall_time_s_mean'], row['wall_time_s_std'], digits=0)} | "
             f"{row['trials_per_run_mean']:.0f} |"
         )
-    # (budget, agent) pairs with runs: the pivot below also lists every other combination
-    ran = set(segments[["budget", "agent"]].itertuples(index=False, name=None))
     for metric in ("recall@20", "ndcg@20"):
-        table = segments.pivot_table(
-            index=["budget", "agent"],
-            columns="segment",
-            values=metric,
-            aggfunc=["mean", "std"],
-            dropna=False,
-        )
+        # one row per (budget, agent) pair that ran; a segment a pair lacks reads as nan
+        stats = segments.groupby(["budget", "agent", "segment"])[metric].agg(["mean", "std"])
+        table = stats.unstack("segment")
         segment_ids = sorted(segments["segment"].unique())
         lines += ["", f"{metric} per segment:", ""]
         lines.append("| budget | agent | " + " | ".join(f"D{s}" for s in segment_ids) + " |")
         lines.append("|---|---|" + "---|" * len(segment_ids))
         for (budget, agent), row in table.iterrows():
-            if (budget, agent) not in ran:
-                continue
             cells = [mean_pm_std(row[("mean", s)], row[("std", s)]) for s in segment_ids]
             lines.append(f"| {budget} | {agent} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
