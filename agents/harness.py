@@ -52,7 +52,7 @@ from agents.checkpoint import (
 from agents.commit import live_policy
 from agents.factory import SB3_ALGOS, Agent, check_algo, env_overrides, make_agent, model_filename
 from agents.runlock import run_lock
-from scall_env.cache import atomic_path, digest
+from scall_env.cache import atomic_path, digest, write_text_atomic
 from scall_env.config import EnvConfig
 from scall_env.recsys import resolve_device
 from scall_env.registration import ENTRY_POINT
@@ -492,5 +492,4 @@ def write_outputs(
         "segments": _jsonable(result.segments),
         "averages": result.averages,
     }
-    with atomic_path(run_dir / RESULTS_FILE) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2))
+    write_text_atomic(run_dir / RESULTS_FILE, json.dumps(summary, indent=2))
