@@ -95,8 +95,9 @@ class RunResult:
 
 RESULTS_FILE = "results.json"
 SIZES_FILE = "sizes_last_segment.npz"
-#: Env keywords that change where intermediate results are kept, never what a run produces.
-NOT_IN_FINGERPRINT = ("cache_dir", "use_cache", "commit_policy")
+#: Env keywords that change where intermediate results are kept or how fast they come, never
+#: what a run produces (``flush_denormals``: see ``benchmarks/bench_denormals.py``).
+NOT_IN_FINGERPRINT = ("cache_dir", "use_cache", "commit_policy", "flush_denormals")
 
 
 def _jsonable(value: Any) -> Any:

@@ -85,6 +85,7 @@ class EnvConfig:
     lr: float = 0.03
     l2_reg: float = 1e-4
     max_chunks: int = 50
+    flush_denormals: bool = True
     reward_bounds: tuple[float, float] = (0.9, 1.1)
     device: str | torch.device = "auto"
     cache_dir: str | os.PathLike | None = None
@@ -147,6 +148,9 @@ class EnvConfig:
                 f"sizer must implement scall_env.sizing.Sizer (a .sizes(...) method), "
                 f"got {type(self.sizer).__name__}"
             )
+        if not isinstance(self.flush_denormals, bool | np.bool_):
+            raise ValueError(f"flush_denormals must be True or False, got {self.flush_denormals!r}")
+        self._set("flush_denormals", bool(self.flush_denormals))
         self._set("reward_bounds", _reward_bounds(self.reward_bounds))
         if self.commit_policy is not None and not callable(self.commit_policy):
             raise ValueError(
@@ -202,6 +206,7 @@ class EnvConfig:
             l2_reg=self.l2_reg,
             chunk_batches=self.trial_batches,
             max_chunks=self.max_chunks,
+            flush_denormals=self.flush_denormals,
         )
 
     @property

@@ -97,6 +97,9 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
       ``search_max_steps`` (60; ours, the authors have none); ``"fixed"``: ``search_steps``).
     * ``trial_batches`` (200): batches of a trial, and of a chunk when training to convergence.
     * ``batch_size`` (10,000), ``lr`` (0.03), ``l2_reg`` (1e-4), ``max_chunks`` (50): training.
+    * ``flush_denormals`` (True): flush denormal floats to zero while training on CPU (ours: the
+      same weights and metrics, and no slowdown once margins grow wide; see
+      :class:`scall_env.recsys.TrainConfig`). ``False`` keeps them.
     * ``reward_bounds`` (``(0.9, 1.1)``).
     * ``device`` (``"auto"``: CUDA when available), ``cache_dir``, ``use_cache`` (True).
     * ``commit`` (``"auto"``): ``"policy"`` (the commit policy on the next segment's
@@ -109,10 +112,10 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
     on CPU); an unseeded reset (a vector env's auto-reset) keeps the segment-0 model.
 
     ## Version History
-    * v0: initial version. Since then (ids unchanged): ``commit``; the authors' protocol by
-      default (adaptive search, uncorrected trial sizes, ``ratio`` of the whole budget, their
-      state, evaluation set, zero warm-start columns, newer-first ties, ties accepted in
-      convergence); the first release's choices as ``search="fixed"``,
+    * v0: initial version. Since then (ids unchanged): ``commit``, ``flush_denormals``; the
+      authors' protocol by default (adaptive search, uncorrected trial sizes, ``ratio`` of the
+      whole budget, their state, evaluation set, zero warm-start columns, newer-first ties, ties
+      accepted in convergence); the first release's choices as ``search="fixed"``,
       ``trial_sizing="exact"``, ``ratio_base="free"``, ``observation="bounded"``.
     """
 

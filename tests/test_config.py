@@ -59,6 +59,7 @@ def test_views_follow_the_fields() -> None:
         ({"dataset_options": [1]}, "dataset_options must be a dict"),
         ({"device": "gpu0"}, "invalid device 'gpu0'"),
         ({"replay_ratio": 1.5}, r"replay_ratio must be in \[0, 1\]"),
+        ({"flush_denormals": "no"}, "flush_denormals must be True or False, got 'no'"),
     ],
 )
 def test_bad_settings_are_refused_at_construction(kwargs: dict[str, Any], message: str) -> None:

@@ -29,6 +29,7 @@ from scall_env.recsys import (
     train_to_convergence,
 )
 from scall_env.recsys import training as training_module
+from scall_env.recsys.propagation import PropagationPlan
 from scall_env.segment import Segment
 
 # --------------------------------------------------------------------------- loss
@@ -141,6 +142,7 @@ def test_evaluator_errors(segment: Segment) -> None:
         ({"lr_decay": 1.5}, r"lr_decay must lie in \(0, 1\]"),
         ({"l2_reg": -1.0}, "l2_reg must be >= 0"),
         ({"min_loss_drop": -0.1}, "min_loss_drop must be >= 0"),
+        ({"flush_denormals": 1}, "flush_denormals must be True or False, got 1"),
     ],
 )
 def test_train_config_errors(kwargs: dict, message: str) -> None:
@@ -280,6 +282,68 @@ def test_run_draws_ahead_yet_trains_as_single_steps(segment: Segment, name: str)
     np.testing.assert_array_equal(losses, stepped)
     assert torch.equal(ahead.model.user_table.packed, single.model.user_table.packed)
     assert torch.equal(ahead.sampler.sample().users, single.sampler.sample().users)
+
+
+def test_flush_denormals_is_scoped_and_restores_the_mode() -> None:
+    assert not training_module.denormals_flushed()  # torch's default
+    with training_module._flush_denormals(True):
+        assert training_module.denormals_flushed()
+        with training_module._flush_denormals(True):  # already on: left on by the inner block
+            assert training_module.denormals_flushed()
+        assert training_module.denormals_flushed()
+    assert not training_module.denormals_flushed()
+    with training_module._flush_denormals(False):
+        assert not training_module.denormals_flushed()
+    with pytest.raises(KeyError), training_module._flush_denormals(True):
+        raise KeyError("restored on errors too")
+    assert not training_module.denormals_flushed()
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_training_flushes_denormals_only_when_asked(
+    segment: Segment, monkeypatch: pytest.MonkeyPatch, flush: bool
+) -> None:
+    modes = []
+    step = Trainer.step
+
+    def recording(trainer: Trainer, batch: BPRBatch | None = None) -> torch.Tensor:
+        modes.append(training_module.denormals_flushed())
+        return step(trainer, batch)
+
+    monkeypatch.setattr(Trainer, "step", recording)
+    trainer = Trainer(model_for("mf", segment), segment, TrainConfig(32, flush_denormals=flush))
+    trainer.run(3)
+    assert modes == [flush] * 3
+    assert not training_module.denormals_flushed()
+
+
+def test_flushing_denormals_leaves_the_weights_unchanged(
+    segment: Segment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Weights scaled up 3000 times push some BPR margins past -87, where sigmoid(margin) is a
+    # float32 denormal: the gradient entering the backward propagation holds denormals unless
+    # they are flushed, yet the losses and the weights after Adam's steps are the same bits.
+    shares: list[int] = []
+    backward = PropagationPlan.backward_product
+
+    def counting(plan: PropagationPlan, grad: torch.Tensor, active_only: bool) -> torch.Tensor:
+        shares.append(int(((grad != 0) & (grad.abs() < torch.finfo(grad.dtype).tiny)).sum()))
+        return backward(plan, grad, active_only)
+
+    monkeypatch.setattr(PropagationPlan, "backward_product", counting)
+    runs = {}
+    for flush in (False, True):
+        shares.clear()
+        model = model_for("lightgcn", segment, seed=3)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.mul_(3000.0)
+        config = TrainConfig(batch_size=256, flush_denormals=flush)
+        losses = Trainer(model, segment, config).run(2)
+        runs[flush] = (losses, [p.detach().clone() for p in model.parameters()], list(shares))
+    assert sum(runs[False][2]) > 0 and sum(runs[True][2]) == 0
+    np.testing.assert_array_equal(runs[False][0], runs[True][0])
+    assert all(torch.equal(a, b) for a, b in zip(runs[False][1], runs[True][1], strict=True))
 
 
 def test_training_lowers_the_loss(segment: Segment) -> None:

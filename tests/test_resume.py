@@ -18,7 +18,7 @@ from test_agents import TINY_ENV
 
 import agents.checkpoint
 from agents.checkpoint import CHECKPOINT_FILE
-from agents.harness import RESULTS_FILE, run_agent
+from agents.harness import RESULTS_FILE, run_agent, run_settings
 from scall_cli import compare, train
 
 #: Adaptive search (the stopping rule's state crosses the checkpoints), 4 commits per pass.
@@ -129,6 +129,16 @@ def test_resume_refuses_a_checkpoint_of_other_settings(
         )
     with pytest.raises(ValueError, match="it has no checkpoint"):
         run_agent("fixed", "Scall-Synthetic-v0", run_dir=tmp_path / "new", resume=True, **options)
+
+
+def test_fingerprint_leaves_out_what_changes_no_output(tmp_path: Path) -> None:
+    # where caches live and whether denormals are flushed change no file a run writes, so a
+    # finished run is reused, and a killed one resumed, whatever they are set to
+    plain = run_settings("fixed", "Scall-Synthetic-v0", env_kwargs=ENV, device="cpu")
+    other = {**ENV, "cache_dir": str(tmp_path), "use_cache": False, "flush_denormals": False}
+    assert run_settings("fixed", "Scall-Synthetic-v0", env_kwargs=other, device="cpu") == plain
+    changed = {**ENV, "lr": 0.02}
+    assert run_settings("fixed", "Scall-Synthetic-v0", env_kwargs=changed, device="cpu") != plain
 
 
 def test_train_resume_continues_with_the_runs_own_settings(

@@ -46,6 +46,31 @@ def _intra_op_threads(threads: int) -> Iterator[None]:
             torch.set_num_threads(previous)
 
 
+def denormals_flushed() -> bool:
+    """Whether this thread flushes denormal floats to zero (``torch.set_flush_denormal``).
+
+    torch has no getter, so this probes the mode: ``1e-39`` (a float32 denormal) times one is
+    zero only when denormals are flushed.
+    """
+    return torch.tensor(1e-39, dtype=torch.float32).mul(1.0).item() == 0.0
+
+
+@contextlib.contextmanager
+def _flush_denormals(enabled: bool) -> Iterator[None]:
+    """Runs the block with denormal floats flushed to zero on CPU, then restores the mode.
+
+    The mode (FTZ/DAZ) belongs to a thread: it covers this thread and the intra-op threads
+    created while it is on, not a pool that already exists (one torch thread, as a comparison's
+    workers run by default, has no pool). CPUs without the flags run the block unchanged.
+    """
+    switch = enabled and not denormals_flushed() and torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if switch:
+            torch.set_flush_denormal(False)
+
+
 class DivergenceError(RuntimeError):
     """Training produced a non-finite loss (the learning rate is too large, say)."""
 
@@ -64,6 +89,12 @@ class TrainConfig:
         patience: Chunks in a row without improvement before stopping is allowed.
         min_loss_drop: Stopping also needs the last chunk's relative loss drop below this.
         max_chunks: Safety cap on the chunks of :func:`train_to_convergence`.
+        flush_denormals: Flush denormal floats to zero while training on CPU. Once a model
+            separates most triples by a wide margin, ``sigmoid(margin)`` falls below float32's
+            smallest normal (1.2e-38) and the sparse products of the backward pass run on
+            denormals, several times slower; flushed, those terms are exact zeros, far below
+            the rounding of every weight they would update (the same weights and metrics in
+            ``benchmarks/bench_denormals.py``). ``False`` keeps the denormals (the slow path).
     """
 
     batch_size: int = 10_000
@@ -75,6 +106,7 @@ class TrainConfig:
     patience: int = 3
     min_loss_drop: float = 0.05
     max_chunks: int = 50
+    flush_denormals: bool = True
 
     def __post_init__(self) -> None:
         """Validates the fields.
@@ -95,6 +127,8 @@ class TrainConfig:
             raise ValueError(f"l2_reg must be >= 0, got {self.l2_reg}")
         if self.min_loss_drop < 0:
             raise ValueError(f"min_loss_drop must be >= 0, got {self.min_loss_drop}")
+        if not isinstance(self.flush_denormals, bool):
+            raise ValueError(f"flush_denormals must be True or False, got {self.flush_denormals!r}")
 
 
 class BPRMargins(torch.autograd.Function):
@@ -268,7 +302,11 @@ class Trainer:
         losses = torch.empty(n_batches, dtype=torch.float64, device=self.model.device)
         # The next batch is drawn in a worker thread while this one trains (numpy and torch
         # release the GIL in their kernels); one draw at a time, in order: the same batches.
-        with _intra_op_threads(self._threads()), ThreadPoolExecutor(1) as worker:
+        with (
+            _intra_op_threads(self._threads()),
+            _flush_denormals(self.config.flush_denormals),
+            ThreadPoolExecutor(1) as worker,
+        ):
             pending = worker.submit(self.sampler.sample) if n_batches else None
             for i in range(n_batches):
                 batch = pending.result()

@@ -1,0 +1,142 @@
+"""Flushing denormal floats while training: what it saves and that it changes nothing.
+
+Runs the first ``--segments`` commits of one baseline pass (default: the frequency rule on
+``Scall-ML1M-v0``, whose wide sizes for popular entities drive BPR margins past -87, where
+``sigmoid(margin)`` is a float32 denormal) twice, each in a fresh process and a fresh cache
+folder: with ``flush_denormals=True`` (the default) and ``False``. Usage::
+
+    python benchmarks/bench_denormals.py --data-dir ../shared/data --json
+
+Reported per mode: ``segment0_s`` (reset: stream and segment-0 training), ``commit_s`` (each
+commit's seconds), ``commits_s`` (their sum), ``denormal_share`` (per commit, the mean share of
+denormal entries in the gradient entering LightGCN's backward propagation, counted by a wrapper
+that runs in both modes) and per commit the metrics and a SHA-256 of the committed model's
+weights. Then ``speedup`` (``commits_s`` kept / flushed, measured in the same run) and
+``identical`` (every commit's weights and metrics equal, bit for bit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from typing import Any
+
+from _common import child_env, machine, make_parser, print_report, run_child
+
+MODES = {"flushed": True, "kept": False}
+"""Report key -> ``flush_denormals``."""
+
+
+def commits(
+    env_id: str, algo: str, segments: int, flush: bool, data_dir: str | None, seed: int
+) -> dict[str, Any]:
+    """Child: reset, then commit ``segments`` segments with ``algo``'s sizes (no search).
+
+    Returns:
+        The timings, denormal shares, hashes and metrics of one mode (see the module docstring).
+    """
+    import gymnasium as gym
+    import numpy as np
+    import torch
+
+    import scall_env  # noqa: F401  (registers the ids)
+    from agents.factory import env_overrides
+    from scall_env.recsys.propagation import PropagationPlan
+
+    shares: list[float] = []
+    backward = PropagationPlan.backward_product
+
+    def counting(plan: PropagationPlan, grad: torch.Tensor, active_only: bool) -> torch.Tensor:
+        tiny = (grad != 0) & (grad.abs() < torch.finfo(grad.dtype).tiny)
+        shares.append(float(tiny.float().mean()))
+        return backward(plan, grad, active_only)
+
+    PropagationPlan.backward_product = counting  # type: ignore[method-assign]
+    with tempfile.TemporaryDirectory() as cache:
+        env = gym.make(
+            env_id,
+            data_dir=data_dir,
+            cache_dir=cache,
+            flush_denormals=flush,
+            **env_overrides(algo, {}),
+        )
+        start = time.perf_counter()
+        env.reset(seed=seed)
+        report: dict[str, Any] = {"segment0_s": time.perf_counter() - start}
+        action = np.zeros(env.action_space.shape, dtype=np.float32)
+        for key in ("commit_s", "denormal_share", "weights_sha256", "metrics"):
+            report[key] = []
+        core = env.unwrapped.core
+        for _ in range(segments):
+            shares.clear()
+            start = time.perf_counter()
+            record = env.unwrapped.advance(action, skip_search=True)
+            report["commit_s"].append(time.perf_counter() - start)
+            report["denormal_share"].append(float(np.mean(shares)) if shares else 0.0)
+            digest = hashlib.sha256()
+            for name, value in sorted(core.model.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+            report["weights_sha256"].append(digest.hexdigest())
+            report["metrics"].append({k: v for k, v in record.items() if isinstance(v, float)})
+        env.close()
+    report["commits_s"] = sum(report["commit_s"])
+    return report
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Runs both modes and prints the report.
+
+    Args:
+        argv: Command-line arguments (``None``: ``sys.argv``).
+
+    Returns:
+        The report that was printed.
+    """
+    parser = make_parser(
+        __doc__, ("data_dir", "seed", "threads", "omp_wait_policy", "json"), threads=1
+    )
+    parser.add_argument("--env", default="Scall-ML1M-v0", help="env id (default: Scall-ML1M-v0)")
+    parser.add_argument(
+        "--algo",
+        default="frequency",
+        help="a baseline whose sizer the env uses (default: frequency)",
+    )
+    parser.add_argument(
+        "--segments", type=int, default=5, help="segments committed after reset (default: 5)"
+    )
+    args = parser.parse_args(argv)
+    if args.segments < 1:
+        parser.error(f"--segments must be >= 1, got {args.segments}")
+    report: dict[str, Any] = {"env": args.env, "algo": args.algo, "machine_before": machine()}
+    env = child_env(args.omp_wait_policy, args.threads)
+    for mode, flush in MODES.items():
+        kwargs = {
+            "env_id": args.env,
+            "algo": args.algo,
+            "segments": args.segments,
+            "flush": flush,
+            "data_dir": args.data_dir,
+            "seed": args.seed,
+        }
+        report[mode] = run_child(commits, kwargs, env=env).value
+    flushed, kept = report["flushed"], report["kept"]
+    report["speedup"] = kept["commits_s"] / flushed["commits_s"]
+    report["identical"] = all(flushed[key] == kept[key] for key in ("weights_sha256", "metrics"))
+    report["machine_after"] = machine()
+
+    def table(result: dict[str, Any]) -> None:
+        print(f"{result['env']} with {result['algo']}'s sizes, commits after segment 0:")
+        for mode in MODES:
+            times = ", ".join(f"{s:.1f}" for s in result[mode]["commit_s"])
+            print(f"  {mode:8s} {result[mode]['commits_s']:8.1f} s  ({times})")
+        print(f"  speedup {result['speedup']:.2f}, identical weights and metrics: "
+              f"{result['identical']}")  # fmt: skip
+
+    print_report(report, as_json=args.json, table=table)
+    return report
+
+
+if __name__ == "__main__":
+    main()
