@@ -11,33 +11,45 @@ Reported per mode: ``segment0_s`` (reset: stream and segment-0 training), ``comm
 commit's seconds), ``commits_s`` (their sum), ``denormal_share`` (per commit, the mean share of
 denormal entries in the gradient entering LightGCN's backward propagation, counted by a wrapper
 that runs in both modes) and per commit the metrics and a SHA-256 of the committed model's
-weights. Then ``speedup`` (``commits_s`` kept / flushed, measured in the same run) and
-``identical`` (every commit's weights and metrics equal, bit for bit).
+weights. Then ``speedup`` (``commits_s`` kept / flushed, measured in the same run), per commit
+``weights_max_abs_diff`` and ``metrics_max_abs_diff`` between the two modes, and ``identical``
+(every commit's weights and metrics equal, bit for bit).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
+from unittest import mock
 
-from _common import child_env, machine, make_parser, print_report, run_child
+import numpy as np
+from _common import child_env, machine, make_parser, run_child
 
 MODES = {"flushed": True, "kept": False}
 """Report key -> ``flush_denormals``."""
 
 
 def commits(
-    env_id: str, algo: str, segments: int, flush: bool, data_dir: str | None, seed: int
+    env_id: str,
+    algo: str,
+    segments: int,
+    flush: bool,
+    data_dir: str | None,
+    seed: int,
+    weights_dir: str,
 ) -> dict[str, Any]:
     """Child: reset, then commit ``segments`` segments with ``algo``'s sizes (no search).
+
+    The committed weights go to ``weights_dir/<flush>-<commit>.npz`` for the parent to compare.
 
     Returns:
         The timings, denormal shares, hashes and metrics of one mode (see the module docstring).
     """
     import gymnasium as gym
-    import numpy as np
     import torch
 
     import scall_env  # noqa: F401  (registers the ids)
@@ -52,8 +64,10 @@ def commits(
         shares.append(float(tiny.float().mean()))
         return backward(plan, grad, active_only)
 
-    PropagationPlan.backward_product = counting  # type: ignore[method-assign]
-    with tempfile.TemporaryDirectory() as cache:
+    with (
+        mock.patch.object(PropagationPlan, "backward_product", counting),
+        tempfile.TemporaryDirectory() as cache,
+    ):
         env = gym.make(
             env_id,
             data_dir=data_dir,
@@ -68,21 +82,32 @@ def commits(
         for key in ("commit_s", "denormal_share", "weights_sha256", "metrics"):
             report[key] = []
         core = env.unwrapped.core
-        for _ in range(segments):
+        for commit in range(segments):
             shares.clear()
             start = time.perf_counter()
             record = env.unwrapped.advance(action, skip_search=True)
             report["commit_s"].append(time.perf_counter() - start)
             report["denormal_share"].append(float(np.mean(shares)) if shares else 0.0)
+            weights = {
+                name: value.detach().cpu().contiguous().numpy()
+                for name, value in sorted(core.model.state_dict().items())
+            }
+            np.savez(Path(weights_dir, f"{flush}-{commit}.npz"), **weights)
             digest = hashlib.sha256()
-            for name, value in sorted(core.model.state_dict().items()):
+            for name, value in weights.items():
                 digest.update(name.encode())
-                digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+                digest.update(value.tobytes())
             report["weights_sha256"].append(digest.hexdigest())
             report["metrics"].append({k: v for k, v in record.items() if isinstance(v, float)})
         env.close()
     report["commits_s"] = sum(report["commit_s"])
     return report
+
+
+def _max_abs_diff(first: Path, second: Path) -> float:
+    """Largest absolute difference between the same-named arrays of two ``.npz`` files."""
+    with np.load(first) as a, np.load(second) as b:
+        return max(float(np.abs(a[name] - b[name]).max(initial=0.0)) for name in a.files)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -111,18 +136,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(f"--segments must be >= 1, got {args.segments}")
     report: dict[str, Any] = {"env": args.env, "algo": args.algo, "machine_before": machine()}
     env = child_env(args.omp_wait_policy, args.threads)
-    for mode, flush in MODES.items():
-        kwargs = {
-            "env_id": args.env,
-            "algo": args.algo,
-            "segments": args.segments,
-            "flush": flush,
-            "data_dir": args.data_dir,
-            "seed": args.seed,
-        }
-        report[mode] = run_child(commits, kwargs, env=env).value
+    with tempfile.TemporaryDirectory() as weights_dir:
+        for mode, flush in MODES.items():
+            kwargs = {
+                "env_id": args.env,
+                "algo": args.algo,
+                "segments": args.segments,
+                "flush": flush,
+                "data_dir": args.data_dir,
+                "seed": args.seed,
+                "weights_dir": weights_dir,
+            }
+            report[mode] = run_child(commits, kwargs, env=env).value
+        report["weights_max_abs_diff"] = [
+            _max_abs_diff(Path(weights_dir, f"True-{i}.npz"), Path(weights_dir, f"False-{i}.npz"))
+            for i in range(args.segments)
+        ]
     flushed, kept = report["flushed"], report["kept"]
     report["speedup"] = kept["commits_s"] / flushed["commits_s"]
+    report["metrics_max_abs_diff"] = [
+        max(abs(a[key] - b[key]) for key in a)
+        for a, b in zip(flushed["metrics"], kept["metrics"], strict=True)
+    ]
     report["identical"] = all(flushed[key] == kept[key] for key in ("weights_sha256", "metrics"))
     report["machine_after"] = machine()
 
@@ -133,8 +168,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"  {mode:8s} {result[mode]['commits_s']:8.1f} s  ({times})")
         print(f"  speedup {result['speedup']:.2f}, identical weights and metrics: "
               f"{result['identical']}")  # fmt: skip
+        diffs = zip(result["weights_max_abs_diff"], result["metrics_max_abs_diff"], strict=True)
+        for commit, (weights, metrics) in enumerate(diffs, start=1):
+            print(
+                f"  commit {commit}: weights differ by {weights:.3g} at most, metrics {metrics:.3g}"
+            )
 
-    print_report(report, as_json=args.json, table=table)
+    if args.json:  # not rounded: the differences lie far below the 4 decimals of print_report
+        print(json.dumps(report, indent=2))
+    else:
+        table(report)
     return report
 
 

@@ -22,6 +22,7 @@ if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))
 
 import _common  # noqa: E402
+import bench_denormals  # noqa: E402
 import bench_env  # noqa: E402
 import bench_reference  # noqa: E402
 import bench_step  # noqa: E402
@@ -217,3 +218,23 @@ def test_bench_env_through_gym_make() -> None:
     assert result["env"] == "Scall-Synthetic-v0" and result["base_model"] == "mf"
     assert result["search_step_n"] == 1 and result["n_segments"] == 5
     assert result["first_step_s"] > 0 and "peak_rss_mb" not in result  # the runner adds it
+
+
+def test_bench_denormals_compares_the_two_modes(tmp_path: Path) -> None:
+    reports = {
+        flush: bench_denormals.commits(
+            "Scall-Synthetic-v0", "frequency", 1, flush, None, 0, str(tmp_path)
+        )
+        for flush in (True, False)
+    }
+    for report in reports.values():
+        assert len(report["commit_s"]) == len(report["metrics"]) == 1
+        assert report["commits_s"] > 0 and report["denormal_share"] == [0.0]  # MF: no propagation
+    assert reports[True]["weights_sha256"] == reports[False]["weights_sha256"]
+    same = bench_denormals._max_abs_diff(tmp_path / "True-0.npz", tmp_path / "False-0.npz")
+    assert same == 0.0
+    np.savez(
+        tmp_path / "other.npz", **{k: v + 1 for k, v in np.load(tmp_path / "True-0.npz").items()}
+    )
+    other = bench_denormals._max_abs_diff(tmp_path / "True-0.npz", tmp_path / "other.npz")
+    assert other == pytest.approx(1.0, rel=1e-5)
