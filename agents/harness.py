@@ -95,9 +95,12 @@ class RunResult:
 
 RESULTS_FILE = "results.json"
 SIZES_FILE = "sizes_last_segment.npz"
-#: Env keywords that change where intermediate results are kept or how fast they come, never
-#: what a run produces (``flush_denormals``: see ``benchmarks/bench_denormals.py``).
-NOT_IN_FINGERPRINT = ("cache_dir", "use_cache", "commit_policy", "flush_denormals")
+#: Env keywords that change where intermediate results are kept, never what a run produces.
+NOT_IN_FINGERPRINT = ("cache_dir", "use_cache", "commit_policy")
+#: Env keywords left out of the fingerprint at these values: runs made before the keyword existed
+#: kept denormals, which changes a run only within float rounding (``bench_denormals.py``), and
+#: keep their fingerprints; ``flush_denormals=False`` is a run of its own.
+NOT_IN_FINGERPRINT_AT = {"flush_denormals": True}
 
 
 def _jsonable(value: Any) -> Any:
@@ -192,7 +195,12 @@ def run_settings(algo: str, env_id: str, **options: Any) -> dict[str, Any]:
     settings = {
         "algo": algo,
         "env_id": env_id,
-        "env_kwargs": {k: v for k, v in env.items() if k not in NOT_IN_FINGERPRINT},
+        "env_kwargs": {
+            k: v
+            for k, v in env.items()
+            if k not in NOT_IN_FINGERPRINT
+            and not (k in NOT_IN_FINGERPRINT_AT and v == NOT_IN_FINGERPRINT_AT[k])
+        },
         "hyperparams": opts.hyperparams or {},
         "seed": opts.seed,
         "total_timesteps": opts.total_timesteps,

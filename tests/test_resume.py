@@ -132,13 +132,17 @@ def test_resume_refuses_a_checkpoint_of_other_settings(
 
 
 def test_fingerprint_leaves_out_what_changes_no_output(tmp_path: Path) -> None:
-    # where caches live and whether denormals are flushed change no file a run writes, so a
-    # finished run is reused, and a killed one resumed, whatever they are set to
-    plain = run_settings("fixed", "Scall-Synthetic-v0", env_kwargs=ENV, device="cpu")
-    other = {**ENV, "cache_dir": str(tmp_path), "use_cache": False, "flush_denormals": False}
-    assert run_settings("fixed", "Scall-Synthetic-v0", env_kwargs=other, device="cpu") == plain
-    changed = {**ENV, "lr": 0.02}
-    assert run_settings("fixed", "Scall-Synthetic-v0", env_kwargs=changed, device="cpu") != plain
+    # where caches live changes no file a run writes, so a finished run is reused, and a killed
+    # one resumed, wherever they are; flushing denormals (the default) keeps the fingerprint of
+    # runs made before the keyword existed, while keeping denormals is a run of its own
+    def settings(**env: Any) -> dict[str, Any]:
+        return run_settings("fixed", "Scall-Synthetic-v0", env_kwargs={**ENV, **env}, device="cpu")
+
+    plain = settings()
+    assert settings(cache_dir=str(tmp_path), use_cache=False, flush_denormals=True) == plain
+    assert "flush_denormals" not in plain["env_kwargs"]
+    assert settings(flush_denormals=False)["env_kwargs"]["flush_denormals"] is False
+    assert settings(lr=0.02) != plain
 
 
 def test_train_resume_continues_with_the_runs_own_settings(

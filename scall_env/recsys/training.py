@@ -92,9 +92,11 @@ class TrainConfig:
         flush_denormals: Flush denormal floats to zero while training on CPU. Once a model
             separates most triples by a wide margin, ``sigmoid(margin)`` falls below float32's
             smallest normal (1.2e-38) and the sparse products of the backward pass run on
-            denormals, several times slower; flushed, those terms are exact zeros, far below
-            the rounding of every weight they would update (the same weights and metrics in
-            ``benchmarks/bench_denormals.py``). ``False`` keeps the denormals (the slow path).
+            denormals, several times slower. Flushed, those terms become zeros; they lie far
+            below the rounding of the weights they update, so the weights stay the same or
+            differ in their last bits (``benchmarks/bench_denormals.py`` measures both the speed
+            and the difference). ``False`` keeps the denormals (the slow path). On CUDA, no
+            effect.
     """
 
     batch_size: int = 10_000
