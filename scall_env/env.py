@@ -98,7 +98,7 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
     * ``trial_batches`` (200): batches of a trial, and of a chunk when training to convergence.
     * ``batch_size`` (10,000), ``lr`` (0.03), ``l2_reg`` (1e-4), ``max_chunks`` (50): training.
     * ``flush_denormals`` (True): flush denormal floats to zero while training on CPU (ours: no
-      slowdown once margins grow wide, the weights the same to their last bits; see
+      slowdown once margins grow wide, the same weights but for ones next to zero; see
       :class:`scall_env.recsys.TrainConfig`). ``False`` keeps them, as torch does by default.
     * ``reward_bounds`` (``(0.9, 1.1)``).
     * ``device`` (``"auto"``: CUDA when available), ``cache_dir``, ``use_cache`` (True).

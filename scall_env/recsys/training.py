@@ -93,10 +93,10 @@ class TrainConfig:
             separates most triples by a wide margin, ``sigmoid(margin)`` falls below float32's
             smallest normal (1.2e-38) and the sparse products of the backward pass run on
             denormals, several times slower. Flushed, those terms become zeros; they lie far
-            below the rounding of the weights they update, so the weights stay the same or
-            differ in their last bits (``benchmarks/bench_denormals.py`` measures both the speed
-            and the difference). ``False`` keeps the denormals (the slow path). On CUDA, no
-            effect.
+            below the rounding of the weights they update, so the weights stay the same except
+            where they are themselves next to zero (``benchmarks/bench_denormals.py`` measures
+            the speed and the difference). ``False`` keeps the denormals (the slow path). On
+            CUDA, no effect.
     """
 
     batch_size: int = 10_000
