@@ -198,8 +198,7 @@ def run_settings(algo: str, env_id: str, **options: Any) -> dict[str, Any]:
         "env_kwargs": {
             k: v
             for k, v in env.items()
-            if k not in NOT_IN_FINGERPRINT
-            and not (k in NOT_IN_FINGERPRINT_AT and v == NOT_IN_FINGERPRINT_AT[k])
+            if k not in NOT_IN_FINGERPRINT and (k, v) not in NOT_IN_FINGERPRINT_AT.items()
         },
         "hyperparams": opts.hyperparams or {},
         "seed": opts.seed,

@@ -148,9 +148,8 @@ class EnvConfig:
                 f"sizer must implement scall_env.sizing.Sizer (a .sizes(...) method), "
                 f"got {type(self.sizer).__name__}"
             )
-        if not isinstance(self.flush_denormals, bool | np.bool_):
-            raise ValueError(f"flush_denormals must be True or False, got {self.flush_denormals!r}")
-        self._set("flush_denormals", bool(self.flush_denormals))
+        if isinstance(self.flush_denormals, np.bool_):  # TrainConfig refuses anything but bool
+            self._set("flush_denormals", bool(self.flush_denormals))
         self._set("reward_bounds", _reward_bounds(self.reward_bounds))
         if self.commit_policy is not None and not callable(self.commit_policy):
             raise ValueError(

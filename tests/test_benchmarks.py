@@ -95,6 +95,8 @@ def test_script_parsers(capsys: pytest.CaptureFixture[str]) -> None:
     assert "must be an integer >= 1" in _error(capsys, bench_step.parse_args, ["--batches", "0"])
     assert "unknown --env 'nope'" in _error(capsys, bench_env.parse_args, ["--env", "nope"])
     assert bench_env.parse_args(["--env", "all"]).env == list(bench_env.ENV_KWARGS)
+    message = _error(capsys, bench_denormals.main, ["--segments", "0"])
+    assert "--segments: must be an integer >= 1, got 0" in message
     with pytest.raises(SystemExit) as exit_info:
         bench_reference.main(["--help"])
     assert exit_info.value.code == 0

@@ -40,6 +40,8 @@ def test_views_follow_the_fields() -> None:
     assert config.make_sizer() is sizer
     assert config.cache_folder is None
     assert config.device == torch.device("cpu") or config.device.type == "cuda"
+    flush = EnvConfig(flush_denormals=np.False_)  # a numpy bool is stored as a bool
+    assert flush.flush_denormals is False and flush.train_config.flush_denormals is False
 
 
 @pytest.mark.parametrize(
