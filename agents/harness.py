@@ -54,7 +54,7 @@ from agents.factory import SB3_ALGOS, Agent, check_algo, env_overrides, make_age
 from agents.runlock import run_lock
 from scall_env.cache import atomic_path, digest, write_text_atomic
 from scall_env.config import EnvConfig
-from scall_env.recsys import resolve_device
+from scall_env.recsys import flush_denormals_in_thread_pool, resolve_device
 from scall_env.registration import ENTRY_POINT
 from scall_env.wrappers import TRIAL_KEYS, ScallMonitor
 
@@ -276,6 +276,8 @@ def run_agent(
         # results.json marks a finished run: an old one must not describe the outputs of this one.
         (run_dir / RESULTS_FILE).unlink(missing_ok=True)
         env = gym.make(env_id, **kwargs)
+        if env.unwrapped.config.flush_denormals:  # before the run's first parallel operation
+            flush_denormals_in_thread_pool()
         one_pass = opts.total_timesteps is None
         steps = one_pass_timesteps(env) if one_pass else int(opts.total_timesteps)
         if steps < 1:

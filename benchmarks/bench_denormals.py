@@ -54,6 +54,7 @@ def commits(
 
     import scall_env  # noqa: F401  (registers the ids)
     from agents.factory import env_overrides
+    from scall_env.recsys import flush_denormals_in_thread_pool
     from scall_env.recsys.propagation import PropagationPlan
 
     shares: list[float] = []
@@ -75,6 +76,8 @@ def commits(
             flush_denormals=flush,
             **env_overrides(algo, {}),
         )
+        if flush:  # as run_agent does: with --threads > 1 the pool's threads flush too
+            flush_denormals_in_thread_pool()
         start = time.perf_counter()
         env.reset(seed=seed)
         report: dict[str, Any] = {"segment0_s": time.perf_counter() - start}

@@ -58,6 +58,7 @@ from scall_cli._args import (
     non_negative_int,
     removed_on_error,
 )
+from scall_env.recsys import flush_denormals_in_thread_pool
 from scall_env.wrappers import ScallMonitor
 
 
@@ -169,6 +170,8 @@ def evaluate_agent(
     steps = one_pass_timesteps(env)
     monitor = ScallMonitor(env, progress_total=steps if progress_bar else None)
     env.unwrapped.set_commit_policy(live_policy(agent))
+    if env.unwrapped.config.flush_denormals:  # as in run_agent
+        flush_denormals_in_thread_pool()
     start = time.perf_counter()
     obs, _ = monitor.reset(seed=seed)
     for _ in range(steps):

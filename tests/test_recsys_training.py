@@ -20,6 +20,7 @@ from scall_env.recsys import (
     TrainConfig,
     Trainer,
     bpr_loss,
+    denormals_flushed,
     evaluate,
     make_model,
     pair_pattern,
@@ -284,21 +285,6 @@ def test_run_draws_ahead_yet_trains_as_single_steps(segment: Segment, name: str)
     assert torch.equal(ahead.sampler.sample().users, single.sampler.sample().users)
 
 
-def test_flush_denormals_is_scoped_and_restores_the_mode() -> None:
-    assert not training_module.denormals_flushed()  # torch's default
-    with training_module._flush_denormals(True):
-        assert training_module.denormals_flushed()
-        with training_module._flush_denormals(True):  # already on: left on by the inner block
-            assert training_module.denormals_flushed()
-        assert training_module.denormals_flushed()
-    assert not training_module.denormals_flushed()
-    with training_module._flush_denormals(False):
-        assert not training_module.denormals_flushed()
-    with pytest.raises(KeyError), training_module._flush_denormals(True):
-        raise KeyError("restored on errors too")
-    assert not training_module.denormals_flushed()
-
-
 @pytest.mark.parametrize("flush", [True, False])
 def test_training_flushes_denormals_only_when_asked(
     segment: Segment, monkeypatch: pytest.MonkeyPatch, flush: bool
@@ -307,14 +293,14 @@ def test_training_flushes_denormals_only_when_asked(
     step = Trainer.step
 
     def recording(trainer: Trainer, batch: BPRBatch | None = None) -> torch.Tensor:
-        modes.append(training_module.denormals_flushed())
+        modes.append(denormals_flushed())
         return step(trainer, batch)
 
     monkeypatch.setattr(Trainer, "step", recording)
     trainer = Trainer(model_for("mf", segment), segment, TrainConfig(32, flush_denormals=flush))
     trainer.run(3)
     assert modes == [flush] * 3
-    assert not training_module.denormals_flushed()
+    assert not denormals_flushed()
 
 
 def test_flushing_denormals_leaves_the_weights_unchanged(

@@ -1,5 +1,11 @@
 """Base recommender of the environment: packed embeddings, LightGCN/MF, BPR training, metrics."""
 
+from scall_env.recsys.denormals import (
+    denormals_flushed,
+    flush_denormals_in_thread_pool,
+    flushing_denormals,
+    pool_flushes_denormals,
+)
 from scall_env.recsys.device import resolve_device
 from scall_env.recsys.embeddings import (
     BYTES_PER_PARAM,
@@ -65,10 +71,14 @@ __all__ = [
     "UnpackPlan",
     "bpr_loss",
     "canonical_csr",
+    "denormals_flushed",
     "evaluate",
+    "flush_denormals_in_thread_pool",
+    "flushing_denormals",
     "make_model",
     "normalized_adjacency",
     "pair_pattern",
+    "pool_flushes_denormals",
     "prefix_mask",
     "register_model",
     "resolve_device",

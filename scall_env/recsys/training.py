@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from scall_env.recsys.denormals import flushing_denormals
 from scall_env.recsys.metrics import Evaluator
 from scall_env.recsys.models import Recommender
 from scall_env.recsys.sampler import BPRBatch, BPRSampler, PairPattern
@@ -44,31 +45,6 @@ def _intra_op_threads(threads: int) -> Iterator[None]:
     finally:
         if threads != previous:
             torch.set_num_threads(previous)
-
-
-def denormals_flushed() -> bool:
-    """Whether this thread flushes denormal floats to zero (``torch.set_flush_denormal``).
-
-    torch has no getter, so this probes the mode: ``1e-39`` (a float32 denormal) times one is
-    zero only when denormals are flushed.
-    """
-    return torch.tensor(1e-39, dtype=torch.float32).mul(1.0).item() == 0.0
-
-
-@contextlib.contextmanager
-def _flush_denormals(enabled: bool) -> Iterator[None]:
-    """Runs the block with denormal floats flushed to zero on CPU, then restores the mode.
-
-    The mode (FTZ/DAZ) belongs to a thread: it covers this thread and the intra-op threads
-    created while it is on, not a pool that already exists (one torch thread, as a comparison's
-    workers run by default, has no pool). CPUs without the flags run the block unchanged.
-    """
-    switch = enabled and not denormals_flushed() and torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if switch:
-            torch.set_flush_denormal(False)
 
 
 class DivergenceError(RuntimeError):
@@ -96,7 +72,8 @@ class TrainConfig:
             below the rounding of the weights they update, so the weights stay the same except
             where they are themselves next to zero (``benchmarks/bench_denormals.py`` measures
             the speed and the difference). ``False`` keeps the denormals (the slow path). On
-            CUDA, no effect.
+            CUDA, no effect. :meth:`Trainer.run` switches the mode of its own thread; torch's
+            intra-op threads need :func:`~scall_env.recsys.flush_denormals_in_thread_pool`.
     """
 
     batch_size: int = 10_000
@@ -306,7 +283,7 @@ class Trainer:
         # release the GIL in their kernels); one draw at a time, in order: the same batches.
         with (
             _intra_op_threads(self._threads()),
-            _flush_denormals(self.config.flush_denormals),
+            flushing_denormals(self.config.flush_denormals),
             ThreadPoolExecutor(1) as worker,
         ):
             pending = worker.submit(self.sampler.sample) if n_batches else None
