@@ -43,6 +43,7 @@ from agents.harness import (
     RESULTS_FILE,
     RunResult,
     one_pass_timesteps,
+    resolved_env_kwargs,
     run_settings,
     write_outputs,
 )
@@ -155,6 +156,9 @@ def evaluate_agent(
     Raises:
         ValueError, TypeError: Environment arguments the env refuses.
     """
+    # before load_agent: building an SB3 agent's networks runs torch's first parallel operations
+    if resolved_env_kwargs(env_id, env_kwargs, device).get("flush_denormals"):
+        flush_denormals_in_thread_pool()
     agent = load_agent(algo, model, device=device)
     hyperparams = dict(agent.params) if isinstance(agent, Baseline) else {}  # sizers need them
     settings = run_settings(
@@ -170,8 +174,6 @@ def evaluate_agent(
     steps = one_pass_timesteps(env)
     monitor = ScallMonitor(env, progress_total=steps if progress_bar else None)
     env.unwrapped.set_commit_policy(live_policy(agent))
-    if env.unwrapped.config.flush_denormals:  # as in run_agent
-        flush_denormals_in_thread_pool()
     start = time.perf_counter()
     obs, _ = monitor.reset(seed=seed)
     for _ in range(steps):

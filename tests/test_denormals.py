@@ -33,41 +33,71 @@ def test_the_mode_is_scoped_and_restored() -> None:
     assert not denormals_flushed()
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
 POOL_SCRIPT = """
 import sys, warnings
 import torch
-from scall_env.recsys import (
-    denormals_flushed, flush_denormals_in_thread_pool, flushing_denormals, pool_flushes_denormals
-)
+from scall_env.recsys import denormals_flushed, flush_denormals_in_thread_pool
 torch.set_num_threads(2)
 if sys.argv[1] == "late":
     torch.ones(2**20).mul(2.0).sum()  # a parallel operation starts the pool, denormals kept
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    returned = flush_denormals_in_thread_pool()
-with flushing_denormals():
-    print(returned, len(caught), pool_flushes_denormals(), denormals_flushed())
-print(denormals_flushed())
+    first = flush_denormals_in_thread_pool()
+    again = flush_denormals_in_thread_pool()  # whether the pool flushes now
+print(first, again, len(caught), denormals_flushed())
 """
+
+
+def run_python(script: str, *argv: str) -> str:
+    """Runs ``script`` in a fresh interpreter from the repository root; returns its stdout."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, *argv], capture_output=True, text=True, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
 
 
 @pytest.mark.parametrize(
     ("when", "expected"),
-    # early: the pool starts flushed and stays so; late: it started before, only this thread's
-    # share of a product is flushed, and a warning says so. This thread's mode is restored.
-    [("early", "True 0 True True\nFalse"), ("late", "False 1 False True\nFalse")],
+    # early: the pool starts flushed and stays so; late: it started before, keeps denormals, and
+    # each call warns. This thread's mode is restored either way.
+    [("early", "True True 0 False"), ("late", "False False 2 False")],
 )
 def test_the_pool_flushes_when_it_starts_flushed(when: str, expected: str) -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", POOL_SCRIPT, when], capture_output=True, text=True, check=True
-    )
-    assert out.stdout.split("\n")[:2] == expected.split("\n")
+    assert run_python(POOL_SCRIPT, when).splitlines()[0] == expected
 
 
 def test_one_thread_has_no_pool_to_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(mode: bool) -> bool:
+        raise AssertionError("no mode may be switched with one thread")
+
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    monkeypatch.setattr(torch, "set_flush_denormal", refuse)
     assert flush_denormals_in_thread_pool()
-    assert not denormals_flushed()
+
+
+EVALUATE_SCRIPT = """
+import sys, warnings
+import torch
+from scall_cli.evaluate import main
+from scall_env.recsys import flush_denormals_in_thread_pool
+torch.set_num_threads(2)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    main(["--model", sys.argv[1], "--save-path", sys.argv[2], "--device", "cpu", "--no-progress"])
+    print(flush_denormals_in_thread_pool(), sum("thread pool" in str(w.message) for w in caught))
+"""
+
+
+def test_evaluation_starts_the_pool_flushed_before_loading_the_agent(tmp_path: Path) -> None:
+    # SAC's stock 256 x 256 networks: loading them runs parallel copies, which would start the
+    # pool with denormals kept if the pool were not started first
+    run_agent("sac", "Scall-Synthetic-v0", run_dir=tmp_path / "run", device="cpu",
+              env_kwargs={**TINY, "cache_dir": str(tmp_path)}, total_timesteps=2)  # fmt: skip
+    out = run_python(EVALUATE_SCRIPT, str(tmp_path / "run"), str(tmp_path / "eval"))
+    assert out.splitlines()[-1] == "True 0"
 
 
 @pytest.fixture

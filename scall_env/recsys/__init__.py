@@ -4,7 +4,6 @@ from scall_env.recsys.denormals import (
     denormals_flushed,
     flush_denormals_in_thread_pool,
     flushing_denormals,
-    pool_flushes_denormals,
 )
 from scall_env.recsys.device import resolve_device
 from scall_env.recsys.embeddings import (
@@ -78,7 +77,6 @@ __all__ = [
     "make_model",
     "normalized_adjacency",
     "pair_pattern",
-    "pool_flushes_denormals",
     "prefix_mask",
     "register_model",
     "resolve_device",

@@ -21,8 +21,8 @@ _PROBE_PER_THREAD = 2**16
 """Probe elements per intra-op thread: twice torch's grain size, so every thread gets a share."""
 
 
-def _flushed_share(n: int) -> torch.Tensor:
-    """``n`` copies of the smallest float32 denormal times one; zeros where they were flushed.
+def _flushed_mask(n: int) -> torch.Tensor:
+    """``n`` copies of the smallest float32 denormal times one: True where they were flushed.
 
     The denormal is made from its bits, as a float conversion would itself be flushed, and the
     result is read back as integers, as a float comparison would treat a denormal as zero.
@@ -33,16 +33,7 @@ def _flushed_share(n: int) -> torch.Tensor:
 
 def denormals_flushed() -> bool:
     """Whether this thread flushes denormal floats to zero (``torch.set_flush_denormal``)."""
-    return bool(_flushed_share(1).item())
-
-
-def pool_flushes_denormals() -> bool:
-    """Whether every intra-op thread flushes denormals: a parallel product of denormals.
-
-    A multi-threaded torch whose pool started before the mode was switched on flushes only this
-    thread's share of the product, and this returns False.
-    """
-    return bool(_flushed_share(_PROBE_PER_THREAD * max(torch.get_num_threads(), 1)).all())
+    return bool(_flushed_mask(1).item())
 
 
 @contextlib.contextmanager
@@ -70,17 +61,23 @@ def flush_denormals_in_thread_pool() -> bool:
     Starts the pool (if it has not started yet) with one parallel operation in a
     :func:`flushing_denormals` block: its threads keep the mode they start with, while this
     thread's mode is restored (training switches it on around its batches). Call it before the
-    process's first parallel torch operation; a pool that started earlier keeps denormals, and
-    a :class:`RuntimeWarning` says so. With one torch thread there is no pool, and nothing
-    changes.
+    process's first parallel torch operation; a pool that started earlier keeps denormals, and a
+    :class:`RuntimeWarning` says so. From then on the pool's threads flush in every parallel
+    operation of the process (an agent's updates, a later run with ``flush_denormals=False``),
+    except threads added by raising the thread count later. With one torch thread there is no
+    pool, and nothing changes.
 
     Returns:
-        Whether every intra-op thread flushes now.
+        Whether every intra-op thread flushes now (False also on CPUs without the flush flags).
     """
-    if torch.get_num_threads() == 1:
+    threads = torch.get_num_threads()
+    if threads == 1:
         return True
     with flushing_denormals():
-        flushed = pool_flushes_denormals()
+        if not denormals_flushed():  # no flush flags on this CPU: nothing to start or warn about
+            return False
+        # the probe's product runs on every thread, in this block's mode if it starts the pool
+        flushed = bool(_flushed_mask(_PROBE_PER_THREAD * threads).all())
     if not flushed:
         warnings.warn(
             "torch's thread pool started before denormals were flushed, so its threads keep "
