@@ -10,7 +10,10 @@ al. (*Deep RL at the Edge of the Statistical Precipice*, NeurIPS 2021), every co
   resampled with replacement);
 * a two-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``) of the reference agent (SCALL's
   by default) against each other agent on the Recall@20 differences of the same (seed, segment),
-  which pairs away the segment-to-segment spread that both agents share.
+  which pairs away the segment-to-segment spread that both agents share;
+* the same p-values adjusted for the comparisons of a budget together (Holm's step-down method,
+  :func:`holm`): several agents tested against one reference are a family of tests, and one of
+  six tests at p < 0.05 is not rare by chance alone.
 
 Everything is computed per budget; the tables are what :mod:`agents.report` writes.
 """
@@ -89,6 +92,28 @@ def paired_test(reference: pd.Series, other: pd.Series) -> tuple[float, int, flo
     return p_value, pairs, median, ""
 
 
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values.
+
+    The ``i``-th smallest of ``m`` p-values becomes ``max_{j <= i} min(1, (m - j + 1) p_(j))``
+    (1-based): rejecting where the adjusted value is below a level keeps the chance of any false
+    rejection in the family at that level.
+
+    Args:
+        p_values: The family; NaN entries (no test) are left out of it and stay NaN.
+
+    Returns:
+        The adjusted p-values, in the order given.
+    """
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, math.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    scaled = (len(order) - np.arange(len(order))) * p[order]
+    adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return adjusted
+
+
 def statistics_table(segments: pd.DataFrame, reference_agent: str = "scall") -> pd.DataFrame:
     """IQM, bootstrap interval and paired test per (budget, agent) over segments ``t >= 1``.
 
@@ -102,7 +127,8 @@ def statistics_table(segments: pd.DataFrame, reference_agent: str = "scall") -> 
         One row per (budget, agent), in the order of ``segments``: ``samples`` (its (seed,
         segment) pairs), ``<metric>_iqm``/``_ci_low``/``_ci_high`` per metric, and for the
         test ``pairs`` (pairs shared with the reference), ``recall@20_diff_median`` (reference
-        minus agent), ``p_value`` and ``note`` (why there is no p-value, or ``"reference"``).
+        minus agent), ``p_value``, ``p_holm`` (:func:`holm` over the budget's p-values) and
+        ``note`` (why there is no p-value, or ``"reference"``).
     """
     later = segments[segments["segment"] >= 1]
     rows = []
@@ -121,7 +147,10 @@ def statistics_table(segments: pd.DataFrame, reference_agent: str = "scall") -> 
             test = paired_test(reference.set_index(PAIR)[TESTED], runs.set_index(PAIR)[TESTED])
         row["p_value"], row["pairs"], row[f"{TESTED}_diff_median"], row["note"] = test
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["p_holm"] = table.groupby("budget", sort=False)["p_value"].transform(holm)
+    return table
 
 
 def statistics_markdown(table: pd.DataFrame, reference_agent: str = "scall") -> str:
@@ -133,11 +162,12 @@ def statistics_markdown(table: pd.DataFrame, reference_agent: str = "scall") -> 
         f"{CONFIDENCE:.0%} percentile-bootstrap interval ({N_RESAMPLES} resamples); p: two-sided "
         f"Wilcoxon signed-rank test of {reference_agent} against the agent on the {TESTED} "
         "differences of the same seed and segment (median difference: "
-        f"{reference_agent} minus the agent).",
+        f"{reference_agent} minus the agent); p (Holm): the p-values of a budget adjusted "
+        "together for its comparisons (Holm's step-down method).",
         "",
         "| budget | agent | samples | Recall@20 IQM [95% CI] | NDCG@20 IQM [95% CI] | "
-        "median difference | p |",
-        "|---|---|---|---|---|---|---|",
+        "median difference | p | p (Holm) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for _, row in table.iterrows():
         cells = [
@@ -146,9 +176,12 @@ def statistics_markdown(table: pd.DataFrame, reference_agent: str = "scall") -> 
         ]
         median = row[f"{TESTED}_diff_median"]
         median = "–" if math.isnan(median) else f"{median:+.4f}"
-        p_value = f"({row['note']})" if math.isnan(row["p_value"]) else f"{row['p_value']:.3g}"
+        if math.isnan(row["p_value"]):
+            p_value, p_holm = f"({row['note']})", "–"
+        else:
+            p_value, p_holm = f"{row['p_value']:.3g}", f"{row['p_holm']:.3g}"
         lines.append(
             f"| {row['budget']} | {row['agent']} | {row['samples']} | {cells[0]} | {cells[1]} | "
-            f"{median} | {p_value} |"
+            f"{median} | {p_value} | {p_holm} |"
         )
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from agents.harness import RunResult
 from agents.report import plot_sizes, write_report, write_statistics
 from agents.stats import (
     N_RESAMPLES,
+    holm,
     iqm,
     iqm_interval,
     paired_test,
@@ -105,6 +106,39 @@ def test_statistics_table_by_hand() -> None:
     assert table.loc["uniform", "recall@20_diff_median"] == pytest.approx(0.2)
     assert table.loc["uniform", "pairs"] == 8 and table.loc["uniform", "note"] == ""
     assert math.isnan(table.loc["scall", "p_value"]) and table.loc["scall", "note"] == "reference"
+    # one test in the budget: Holm leaves it as it is
+    assert table.loc["uniform", "p_holm"] == table.loc["uniform", "p_value"]
+    assert math.isnan(table.loc["scall", "p_holm"])
+
+
+def test_holm_by_hand() -> None:
+    # sorted 0.01 0.03 0.04 (m = 3): 3 * 0.01, 2 * 0.03, max(0.06, 1 * 0.04)
+    np.testing.assert_allclose(
+        holm(np.array([0.01, 0.04, 0.03, np.nan])), [0.03, 0.06, 0.06, np.nan]
+    )
+    np.testing.assert_allclose(holm(np.array([0.7, 0.9, np.nan])), [1.0, 1.0, np.nan])  # capped
+    np.testing.assert_allclose(holm(np.array([0.02, 0.02])), [0.04, 0.04])  # ties
+    assert holm(np.array([])).shape == (0,)
+
+
+def test_holm_adjusts_each_budget_on_its_own() -> None:
+    frame = pd.concat(
+        segments_frame(
+            {
+                ("scall", 0): [0.5, 0.6, 0.7, 0.8, 0.6, 0.9],
+                ("uniform", 0): [0.4, 0.5, 0.7, 0.6, 0.5, 0.6],
+                ("fixed", 0): [0.3, 0.6, 0.5, 0.7, 0.4, 0.85],
+            },
+            budget=budget,
+        )
+        for budget in (8, 16)
+    )
+    table = statistics_table(frame)
+    for _, rows in table.groupby("budget"):
+        np.testing.assert_allclose(rows["p_holm"], holm(rows["p_value"].to_numpy()))
+    assert (table["p_holm"].dropna() > table["p_value"].dropna()).all()  # two tests a budget
+    text = statistics_markdown(table)
+    assert "| p | p (Holm) |" in text and text.count("| (reference) | – |") == 2
 
 
 def test_statistics_table_per_budget_and_without_the_reference() -> None:
