@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--total-timesteps",
         type=_args.positive_int,
         default=None,
-        help="environment steps (default: one pass over the stream, search_steps * (segments - 1))",
+        help="environment steps (default: one pass over the stream, until the episode terminates)",
     )
     parser.add_argument(
         "--tensorboard-log",

@@ -71,10 +71,11 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Info
     Every step: the trial's ``segment``, ``trial``, ``fitness``, ``recall@K`` / ``ndcg@K`` (K = 5,
     10, 20), ``reference_fitness``, ``params_used``, ``budget_params``, ``user_share``,
-    ``{user,item}_size_{min,mean,max}``, ``policy_ratio`` (what the stopping rule saw). When the
-    stream advanced, ``info["commit"]`` is the committed segment's record (metrics, parameters,
-    ``chunks``, ``best_chunk``, ``trials`` the searched segment got, ``action``) and, if the
-    policy chose, ``info["commit_observation"]`` what it saw. :attr:`committed` keeps them.
+    ``{user,item}_size_{min,mean,max}``; under ``search="adaptive"`` also ``policy_ratio`` (what
+    the stopping rule saw). When the stream advanced, ``info["commit"]`` is the committed
+    segment's record (metrics, parameters, ``chunks``, ``best_chunk``, ``trials`` the searched
+    segment got, ``action``) and, if the policy chose, ``info["commit_observation"]`` what it saw.
+    :attr:`committed` keeps them.
 
     ## Arguments
     Every argument is a keyword of ``gym.make`` (validated by :class:`scall_env.config.EnvConfig`);
