@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import statistics
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,10 @@ import torch
 from _common import peak_rss_mb, place_at_segment, timed
 
 from scall_env.config import EnvConfig
-from scall_env.recsys import LightGCN, LightGCNPropagation, Trainer
+from scall_env.recsys import LightGCN, LightGCNPropagation, Recommender, Trainer
+from scall_env.recsys.training import TrainConfig
 from scall_env.search import SearchCore, TrialResult
+from scall_env.segment import Segment
 from scall_env.sizing import SizeDecision
 
 SKEWED: tuple[float, float, float] = (0.5, 0.02, 0.02)
@@ -77,6 +80,38 @@ def floor_seconds(model: LightGCN, repeats: int, seed: int = 0) -> list[float]:
 
     once()
     return [timed(once)[1] for _ in range(repeats)]
+
+
+def batch_halves(
+    model: Recommender, segment: Segment, config: TrainConfig, seed: int, batches: int
+) -> tuple[float, float]:
+    """Per-batch seconds of the two halves of a training batch, each timed alone.
+
+    Drawing: ``batches`` calls of a trainer's sampler. Training: ``Trainer.run(batches)`` with one
+    drawn batch served again every time (an instance-level stand-in for the sampler), so the steps
+    run with a run's thread and denormal settings, and the run's prefetch thread draws nothing.
+
+    Args:
+        model: A model of ``segment`` (trained on further).
+        segment: The segment.
+        config: Training settings.
+        seed: Seed of the sampler.
+        batches: Batches of each half.
+
+    Returns:
+        Seconds a batch of drawing and of training.
+    """
+    trainer = Trainer(model, segment, config, seed=seed)
+    sampler = trainer.sampler
+
+    def draw() -> None:
+        for _ in range(batches):
+            sampler.sample()
+
+    sample_s = timed(draw)[1] / batches
+    batch = sampler.sample()
+    trainer.sampler = SimpleNamespace(sample=lambda: batch)  # type: ignore[assignment]
+    return sample_s, timed(trainer.run, batches)[1] / batches
 
 
 def _time_trials(
@@ -162,6 +197,9 @@ def trial_timings(
     floors += floor(benchmark, floor_repeats - floor_repeats // 2)
     trial_peak_rss_mb = peak_rss_mb()  # before the other trials and evaluations below
     eval_s = min(timed(evaluate, result.model)[1] for _ in range(3))
+    sample_s, train_step_s = batch_halves(
+        result.model, seg, core.config.train_config, seed, core.config.trial_batches
+    )
     sizes = result.sizes
     del result
     skewed_trials, _ = _time_trials(core, [skewed] * repeat, seeds, calls)
@@ -189,6 +227,9 @@ def trial_timings(
         "trial_random_s_all": [trial["trial_s"] for trial in random_trials],
         "size_max_random_all": [trial["size_max"] for trial in random_trials],
         "eval_s": eval_s,
+        "sample_s": sample_s,
+        "train_step_s": train_step_s,
+        "halves_ratio": best["batch_s"] / (sample_s + train_step_s),
         "evaluator_build_s": evaluator_build_s,
         "process_warmup_s": warmup_s,
         "build_s": build_s,

@@ -21,14 +21,18 @@ sizes' max/mean, ``{model}_trial_s`` (best trial at the benchmark decision; ever
 ``_all``), ``{model}_trial_skewed_s``, ``{model}_trial_random_s`` (mean; each in ``_all``),
 ``{model}_batch_s`` (the trial's training time less the trainer set-up, per batch; also
 ``_skewed`` and ``_random``), ``{model}_parts`` (the benchmark trial's calls of
-``SearchCore.sizes``, ``SearchCore.new_model`` and the evaluation, timed as the trial makes them;
-``train_s`` the rest of the trial; the trial's ``fitness``), ``eval_s`` (best of 3 evaluations of
-the trained LightGCN model; LightGCN's evaluation includes the propagation),
-``evaluator_build_s`` (once per segment; the core caches it, so it is not part of a trial),
-``{model}_process_warmup_s`` (the first optimiser of a process imports ``torch._dynamo``, about
-1.5 s, once per process: done before the timed trials), ``peak_rss_mb`` (LightGCN child),
-``torch_threads``, ``cpus`` and the load average before and after (other jobs on the machine
-inflate the timings).
+``SearchCore.sizes``, ``SearchCore.new_model`` and the evaluation, timed as the trial makes
+them; ``train_s`` the rest of the trial; the trial's ``fitness``), ``eval_s`` (best of 3
+evaluations of the trained LightGCN model; LightGCN's evaluation includes the propagation),
+``{model}_sample_s`` and ``{model}_train_step_s`` (the two halves of a batch, each timed alone
+over ``--batches`` batches on the trained benchmark model: drawing it, and training on one drawn
+batch served again), ``{model}_halves_ratio`` (``{model}_batch_s`` over their sum: about 1, as
+the trainer's prefetch thread draws the next batch while this one trains; drawing in the
+training thread instead made it 1.1 for MF on ML-100K), ``evaluator_build_s`` (once per segment;
+the core caches it, so it is not part of a trial), ``{model}_process_warmup_s`` (the first
+optimiser of a process imports ``torch._dynamo``, about 1.5 s, once per process: done before the
+timed trials), ``peak_rss_mb`` (LightGCN child), ``torch_threads``, ``cpus`` and the load
+average before and after (other jobs on the machine inflate the timings).
 
 The floor of a LightGCN batch, measured in the same child at the trial's sizes:
 ``lightgcn_floor_s`` is the median over ``--floor-repeats`` (half before the benchmark trials,
@@ -86,7 +90,7 @@ CHILD_KEYS = (
     "trial_s", "trial_s_all", "batch_s", "eval_s", "process_warmup_s", "trial_skewed_s",
     "batch_skewed_s", "size_max_skewed", "trial_random_s", "batch_random_s", "trial_random_s_all",
     "size_max_random_all", "floor_s", "floor_s_all", "floor_ratio", "floor_skewed_s",
-    "floor_ratio_skewed",
+    "floor_ratio_skewed", "sample_s", "train_step_s", "halves_ratio",
 )  # fmt: skip
 """What each model's child reports under ``{model}_`` (floors: LightGCN only)."""
 
@@ -291,6 +295,11 @@ def print_table(report: dict[str, Any]) -> None:
             random_s = report[f"{name}_trial_random_s"]
             rows += [
                 (f"{name} batch", f"{report[f'{name}_batch_s']:.4f} s"),
+                (
+                    f"{name} batch halves: draw / train / ratio",
+                    f"{report[f'{name}_sample_s']:.4f} s / {report[f'{name}_train_step_s']:.4f} s"
+                    f" / {report[f'{name}_halves_ratio']:.2f}",
+                ),
                 (f"{name} eval", f"{report[f'{name}_eval_s']:.4f} s"),
                 (f"{name} trial", f"{report[f'{name}_trial_s']:.2f} s"),
                 (f"{name} trial, skewed", f"{report[f'{name}_trial_skewed_s']:.2f} s"),

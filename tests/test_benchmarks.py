@@ -159,6 +159,9 @@ def test_bench_step_times_the_core_trial(base_model: str) -> None:
     parts = sum(timings[key] for key in ("sizing_s", "model_s", "trial_eval_s"))
     assert 0 < parts < timings["trial_s"] == min(timings["trial_s_all"])
     assert timings["batch_s"] >= 0 and timings["params_used"] <= timings["budget_params"]
+    assert timings["sample_s"] > 0 and timings["train_step_s"] > 0
+    halves = timings["sample_s"] + timings["train_step_s"]
+    assert timings["halves_ratio"] == pytest.approx(timings["batch_s"] / halves)
 
 
 def test_place_at_segment_refuses_out_of_range() -> None:
