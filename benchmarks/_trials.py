@@ -18,8 +18,7 @@ import torch
 from _common import peak_rss_mb, place_at_segment, timed
 
 from scall_env.config import EnvConfig
-from scall_env.recsys import LightGCN, LightGCNPropagation, Recommender, Trainer
-from scall_env.recsys.training import TrainConfig
+from scall_env.recsys import LightGCN, LightGCNPropagation, Recommender, TrainConfig, Trainer
 from scall_env.search import SearchCore, TrialResult
 from scall_env.segment import Segment
 from scall_env.sizing import SizeDecision
