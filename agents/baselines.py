@@ -175,6 +175,9 @@ class UniformBaseline(Baseline):
     name = "uniform"
     commit_only = True
 
+    def __init__(self, env: gym.Env | None = None, seed: int | None = None) -> None:
+        super().__init__(env, seed)
+
     @classmethod
     def sizer(cls, **params: Any) -> Sizer:
         return UniformSizer()

@@ -10,6 +10,7 @@ baselines and :meth:`Baseline.load <agents.baselines.Baseline.load>` finds them 
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -46,12 +47,41 @@ ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "elu": torch.nn.ELU
 NOISES = {"normal": NormalActionNoise, "ornstein-uhlenbeck": OrnsteinUhlenbeckActionNoise}
 
 Agent = BaseAlgorithm | Baseline
+_SET_BY_HARNESS = ("env", "seed", "device", "tensorboard_log", "verbose")
+"""Constructor arguments :func:`make_agent` passes itself, never hyper-parameters."""
 
 
 def check_algo(algo: str) -> None:
     """Raise ``ValueError`` naming the known agents when ``algo`` is unknown."""
     if algo not in ALGOS:
         raise ValueError(f"unknown algo {algo!r}; choose from {', '.join(ALGOS)}")
+
+
+def check_hyperparams(algo: str, hyperparams: dict[str, Any]) -> None:
+    """Raise ``ValueError`` when ``hyperparams`` names an argument ``algo``'s agent does not take.
+
+    Only the names are checked (the values when the agent is built), so a comparison refuses a
+    misspelt name before its first run instead of when that agent's turn comes.
+    """
+    check_algo(algo)
+    cls = SB3_ALGOS.get(algo) or BASELINES[algo]
+    accepted: set[str] = set()
+    for klass in cls.__mro__:  # up to the first constructor without **kwargs
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        accepted |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if all(p.kind is not p.VAR_KEYWORD for p in params):
+            break
+    accepted -= {"self", *_SET_BY_HARNESS}
+    unknown = sorted(set(hyperparams) - accepted)
+    if unknown:
+        allowed = sorted(name for name in accepted if not name.startswith("_"))
+        raise ValueError(
+            f"unknown hyper-parameter(s) {', '.join(unknown)} for {algo}; "
+            f"allowed: {', '.join(allowed) or 'none'} ({', '.join(_SET_BY_HARNESS)} are the "
+            "run's own settings)"
+        )
 
 
 def load_hyperparams(

@@ -50,7 +50,14 @@ from agents.checkpoint import (
     set_rng_state,
 )
 from agents.commit import live_policy
-from agents.factory import SB3_ALGOS, Agent, check_algo, env_overrides, make_agent, model_filename
+from agents.factory import (
+    SB3_ALGOS,
+    Agent,
+    check_hyperparams,
+    env_overrides,
+    make_agent,
+    model_filename,
+)
 from agents.runlock import run_lock
 from scall_env.cache import atomic_path, digest, write_text_atomic
 from scall_env.config import EnvConfig
@@ -187,10 +194,11 @@ def run_settings(algo: str, env_id: str, **options: Any) -> dict[str, Any]:
         **options: The fields of :class:`RunOptions`.
 
     Raises:
-        ValueError, TypeError: As :func:`resolved_env_kwargs`, an unknown ``algo`` or option.
+        ValueError, TypeError: As :func:`resolved_env_kwargs`, an unknown ``algo``, option or
+            hyper-parameter name.
     """
-    check_algo(algo)
     opts = RunOptions(**options)
+    check_hyperparams(algo, opts.hyperparams or {})
     env = resolved_env_kwargs(env_id, opts.env_kwargs, opts.device)
     settings = {
         "algo": algo,

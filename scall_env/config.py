@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from scall_env.cache import default_cache_dir
+from scall_env.data import check_dataset
 from scall_env.recsys import MODELS, TrainConfig, resolve_device
 from scall_env.sizing import (
     RATIO_BASES,
@@ -148,8 +149,6 @@ class EnvConfig:
                 f"sizer must implement scall_env.sizing.Sizer (a .sizes(...) method), "
                 f"got {type(self.sizer).__name__}"
             )
-        if isinstance(self.flush_denormals, np.bool_):  # TrainConfig refuses anything but bool
-            self._set("flush_denormals", bool(self.flush_denormals))
         self._set("reward_bounds", _reward_bounds(self.reward_bounds))
         if self.commit_policy is not None and not callable(self.commit_policy):
             raise ValueError(
@@ -161,6 +160,16 @@ class EnvConfig:
                 f"dataset_options must be a dict, got {type(self.dataset_options).__name__}"
             )
         self._set("dataset_options", dict(self.dataset_options))
+        check_dataset(self.dataset, self.dataset_options)
+        for name in ("data_dir", "cache_dir"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str | os.PathLike):
+                raise ValueError(f"{name} must be a path or None, got {value!r}")
+        for name in ("flush_denormals", "use_cache"):
+            value = getattr(self, name)
+            if not isinstance(value, bool | np.bool_):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
+            self._set(name, bool(value))
         self._set("device", resolve_device(self.device))
         self.stream_config  # noqa: B018  (validates the stream settings)
         self.train_config  # noqa: B018  (validates the training settings)

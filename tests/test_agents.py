@@ -399,7 +399,33 @@ def test_compare_rejects_unknown_config_keys(
     assert "unknown keys ['seed']" in capsys.readouterr().err
 
 
-def test_shipped_comparison_configs_are_valid(compare: ModuleType) -> None:
-    for name in ("quickstart.yaml", "ml1m.yaml", "paper-ml1m.yaml", "paper-ml100k.yaml"):
-        config = compare.load_config(ROOT / "configs" / name)
-        assert config["env"] in gym.registry and set(config["agents"]) <= set(ALGOS)
+@pytest.mark.parametrize(
+    "path",
+    sorted((ROOT / "configs").glob("*.yaml"))
+    + sorted((ROOT / "configs" / "ablation").glob("*.yaml")),
+    ids=lambda path: path.name,
+)
+def test_shipped_comparison_configs_are_valid(
+    path: Path, compare: ModuleType, tmp_path: Path
+) -> None:
+    config = compare.load_config(path)
+    assert config["env"] in gym.registry
+    compare.check_config(config)
+    # every run resolves: env keywords, hyper-parameter names, budgets (nothing is loaded)
+    runs = compare.plan_runs(config, tmp_path)
+    budgets = config.get("budgets") or [None]
+    assert len(runs) == len(budgets) * len(config["agents"]) * len(config["seeds"])
+
+
+def test_misspelt_hyperparameter_is_refused_before_any_run(
+    compare: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "env: Scall-Synthetic-v0\nagents: [uniform, sac]\nhyperparams: {sac: {lerning_rate: 1}}\n"
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(["--config", str(config), "--output", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "unknown hyper-parameter(s) lerning_rate for sac; allowed: " in capsys.readouterr().err
+    assert not (tmp_path / "out" / "runs").exists()

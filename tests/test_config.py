@@ -39,9 +39,11 @@ def test_views_follow_the_fields() -> None:
     assert config.train_config.chunk_batches == 7 and config.train_config.batch_size == 64
     assert config.make_sizer() is sizer
     assert config.cache_folder is None
-    assert config.device == torch.device("cpu") or config.device.type == "cuda"
-    flush = EnvConfig(flush_denormals=np.False_)  # a numpy bool is stored as a bool
+    assert config.device == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert EnvConfig(device="cpu").device == torch.device("cpu")
+    flush = EnvConfig(flush_denormals=np.False_, use_cache=np.True_)  # numpy bools become bools
     assert flush.flush_denormals is False and flush.train_config.flush_denormals is False
+    assert flush.use_cache is True
 
 
 @pytest.mark.parametrize(
@@ -62,6 +64,21 @@ def test_views_follow_the_fields() -> None:
         ({"device": "gpu0"}, "invalid device 'gpu0'"),
         ({"replay_ratio": 1.5}, r"replay_ratio must be in \[0, 1\]"),
         ({"flush_denormals": "no"}, "flush_denormals must be True or False, got 'no'"),
+        ({"use_cache": "false"}, "use_cache must be True or False, got 'false'"),
+        ({"cache_dir": 3}, "cache_dir must be a path or None, got 3"),
+        ({"data_dir": 3}, "data_dir must be a path or None, got 3"),
+        ({"dataset": "nope"}, "unknown dataset 'nope'; choose one of ml-1m, ml-100k"),
+        ({"dataset_options": {"colour": 1}}, r"unknown option\(s\) colour .* allowed: path"),
+        ({"search": "greedy"}, r"search must be one of \('adaptive', 'fixed'\)"),
+        ({"trial_sizing": "approx"}, r"trial_sizing must be one of \('paper', 'exact'\)"),
+        ({"ratio_base": "x"}, "ratio_base must be one of"),
+        ({"observation": "raw"}, r"observation must be one of \('paper', 'bounded'\)"),
+        ({"search_tolerance": float("nan")}, "search_tolerance must be a finite number >= 0"),
+        ({"search_tolerance": -0.1}, "search_tolerance must be a finite number >= 0"),
+        (
+            {"search_steps": 5, "search_max_steps": 3},
+            r"search_max_steps \(3\) must be >= search_steps \(5\)",
+        ),
     ],
 )
 def test_bad_settings_are_refused_at_construction(kwargs: dict[str, Any], message: str) -> None:

@@ -28,6 +28,7 @@ from scall_env.data import (
     ChecksumError,
     DatasetNotFoundError,
     Interactions,
+    check_dataset,
     default_cache_dir,
     default_data_dir,
     load_interactions,
@@ -121,6 +122,14 @@ def test_unknown_option_names_allowed(dataset: str, allowed: str) -> None:
     assert allowed in str(info.value)
 
 
+def test_check_dataset_loads_nothing() -> None:
+    check_dataset("ml-1m", {"path": "/nowhere/ratings.dat"})  # only names are checked
+    with pytest.raises(ValueError, match="unknown dataset 'ml-2m'; choose one of ml-1m"):
+        check_dataset("ml-2m", {})
+    with pytest.raises(TypeError, match="unknown option.* colour for dataset 'yelp'"):
+        check_dataset("yelp", {"colour": 1})
+
+
 def test_public_names() -> None:
     assert sorted(data.__all__) == sorted(
         [
@@ -128,6 +137,7 @@ def test_public_names() -> None:
             "DATASETS",
             "MOVIELENS",
             "ChecksumError",
+            "check_dataset",
             "DatasetNotFoundError",
             "Interactions",
             "MovieLensSource",

@@ -16,7 +16,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import scall_env
 from scall_env.env import ScallEnv, pooled_frequencies
-from scall_env.sizing import FrequencySizer, SizeDecision
+from scall_env.sizing import FrequencySizer, SizeDecision, split_budget
 
 TINY = tiny_env(
     dataset="synthetic",
@@ -191,12 +191,65 @@ def test_default_commit_is_best_trial(tmp_path: Path) -> None:
     assert info["commit"]["action"] == pytest.approx(actions[int(np.argmax(rewards))].tolist())
 
 
-def test_pluggable_sizer(tmp_path: Path) -> None:
-    env = ScallEnv(**TINY, sizer=FrequencySizer(beta=0.5), cache_dir=tmp_path)
+@pytest.mark.parametrize(("mode", "trial"), [("last", 2), ("first", 0)])
+def test_commit_last_or_first_trial(mode: str, trial: int, tmp_path: Path) -> None:
+    env = ScallEnv(**{**TINY, "search_steps": 3, "commit": mode}, cache_dir=tmp_path)
+    env.reset(seed=1)
+    actions = [np.array([x, -x, 0.25], np.float32) for x in (-0.5, 0.0, 0.5)]
+    for action in actions:
+        _, _, _, _, info = env.step(action)
+    assert info["commit"]["action"] == pytest.approx(actions[trial].tolist())
+
+
+@pytest.mark.parametrize("ratio_base", ["budget", "free"])
+def test_ratio_base_splits_the_budget(ratio_base: str, tmp_path: Path) -> None:
+    env = ScallEnv(
+        **TINY, ratio_base=ratio_base, trial_sizing="exact", cache_dir=tmp_path / ratio_base
+    )
     env.reset(seed=0)
+    _, _, _, _, info = env.step(np.zeros(3, np.float32))  # ratio 0.5
+    segment = env.core.segment(env.core.segment_index)
+    users, _ = split_budget(
+        info["budget_params"], segment.n_users, segment.n_items, 0.5, d_max=16, base=ratio_base
+    )
+    assert info["params_used"] == info["budget_params"]
+    assert round(info["user_share"] * info["budget_params"]) == users
+    # the tiny stream's bases differ: half the budget, or the minimums plus half of the rest
+    free = info["budget_params"] - segment.n_users - segment.n_items
+    expected = {"budget": round(0.5 * info["budget_params"]), "free": segment.n_users + free / 2}
+    assert users == pytest.approx(expected[ratio_base], abs=0.5)
+
+
+def test_advance_needs_a_reset_and_stops_at_the_end(tmp_path: Path) -> None:
+    env = ScallEnv(**TINY, cache_dir=tmp_path)
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before advance\(\)"):
+        env.advance()
+    env.reset(seed=0)
+    zeros = np.zeros(3, np.float32)
+    while not env.core.done:
+        env.advance(zeros)
+    assert env.segment_index == env.core.n_segments - 1
+    with pytest.raises(RuntimeError, match=r"every segment is already committed; reset\(\)"):
+        env.advance(zeros)
+
+
+def test_pluggable_sizer(tmp_path: Path) -> None:
+    sizer = FrequencySizer(beta=0.5)
+    env = ScallEnv(**TINY, sizer=sizer, cache_dir=tmp_path)
+    env.reset(seed=0)
+    segment = env.core.segment(env.core.segment_index)
     _, _, _, _, info = env.step(np.zeros(3, np.float32))
-    assert info["params_used"] <= info["budget_params"]
-    assert info["user_size_max"] > info["user_size_min"]
+    expected = sizer.sizes(
+        None, segment.user_freq, segment.item_freq, info["budget_params"], d_max=16
+    )
+    for side, sizes in (("user", expected.user_sizes), ("item", expected.item_sizes)):
+        got = [info[f"{side}_size_{stat}"] for stat in ("min", "mean", "max")]
+        assert got == pytest.approx([sizes.min(), sizes.mean(), sizes.max()])
+    assert info["params_used"] == expected.params_used <= info["budget_params"]
+    _, _, _, _, again = env.step(np.ones(3, np.float32))  # the sizer ignores the action
+    assert [again[key] for key in ("user_size_max", "item_size_mean")] == [
+        info[key] for key in ("user_size_max", "item_size_mean")
+    ]
 
 
 def test_registered_ids() -> None:

@@ -208,11 +208,15 @@ def test_distribution_sizer_properties(name, action, n_users, n_items, mean_size
     np.testing.assert_array_equal(result.item_sizes, again.item_sizes)
 
 
-def test_distribution_sizer_reports_split():
+@pytest.mark.parametrize(
+    ("ratio_base", "user_params"),
+    [("budget", round(0.5 * 32 * 400)), ("free", 100 + round(0.5 * 31 * 400))],  # 6400, 6300
+)
+def test_distribution_sizer_reports_split(ratio_base: str, user_params: int) -> None:
     user_freq, item_freq = np.arange(100), np.arange(300)
-    result = DistributionSizer().sizes((0.25, 0.5, 0.5), user_freq, item_freq, 32 * 400)
-    free = 31 * 400
-    assert result.user_params == 100 + round(0.25 * free)
+    sizer = DistributionSizer(ratio_base=ratio_base)
+    result = sizer.sizes((0.5, 0.5, 0.5), user_freq, item_freq, 32 * 400)
+    assert result.user_params == user_params
     assert result.user_share == pytest.approx(result.user_params / (32 * 400))
     assert result.params_used == result.budget_params == 12_800
     assert result.user_sizes[99] == result.user_sizes.max()  # most frequent user gets the most

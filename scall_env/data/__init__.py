@@ -27,7 +27,7 @@ then the cache folder ``$SCALL_CACHE_DIR`` (else ``~/.cache/scall``), where down
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ __all__ = [
     "DatasetNotFoundError",
     "Interactions",
     "MovieLensSource",
+    "check_dataset",
     "default_cache_dir",
     "default_data_dir",
     "load_interactions",
@@ -141,7 +142,22 @@ def load_interactions(
         DatasetNotFoundError: The files are absent and could not be downloaded; the message
             says where to put them.
     """
-    loader = _LOADERS.get(dataset)
+    check_dataset(dataset, options)
+    return _LOADERS[dataset].load(None if data_dir is None else Path(data_dir), **options)
+
+
+def check_dataset(dataset: str, options: Mapping[str, Any]) -> None:
+    """Checks a dataset name and the names of its options, without loading anything.
+
+    Args:
+        dataset: The name to check against :data:`DATASETS`.
+        options: The options meant for its loader (only their names are checked).
+
+    Raises:
+        ValueError: Unknown dataset.
+        TypeError: An option the dataset does not take (the message lists those it takes).
+    """
+    loader = _LOADERS.get(dataset) if isinstance(dataset, str) else None
     if loader is None:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     unknown = sorted(set(options) - set(loader.options))
@@ -150,4 +166,3 @@ def load_interactions(
             f"unknown option(s) {', '.join(unknown)} for dataset {dataset!r}; "
             f"allowed: {', '.join(loader.options) or 'none'}"
         )
-    return loader.load(None if data_dir is None else Path(data_dir), **options)
