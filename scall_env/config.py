@@ -218,6 +218,12 @@ class EnvConfig:
         )
 
     @property
+    def max_segment_trials(self) -> int:
+        """The most trials one segment's search runs: ``search_steps`` (fixed search) or
+        ``search_max_steps`` (adaptive)."""
+        return self.search_steps if self.search == "fixed" else self.search_max_steps
+
+    @property
     def parameter_budget(self) -> Budget:
         """The budget rule (``budget_type``, ``budget``)."""
         return Budget(self.budget_type, self.budget)

@@ -117,7 +117,9 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
       authors' protocol by default (adaptive search, uncorrected trial sizes, ``ratio`` of the
       whole budget, their state, evaluation set, zero warm-start columns, newer-first ties, ties
       accepted in convergence); the first release's choices as ``search="fixed"``,
-      ``trial_sizing="exact"``, ``ratio_base="free"``, ``observation="bounded"``.
+      ``trial_sizing="exact"``, ``ratio_base="free"``, ``observation="bounded"``. The bounded
+      layout's search progress counts trials over ``search_max_steps`` under adaptive search
+      (before: over ``search_steps``, which left the space's ``[-1, 1]``).
     """
 
     metadata = {"render_modes": []}
@@ -161,9 +163,7 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def max_episode_steps(self) -> int:
         """The most steps one pass can take (exactly this many with ``search="fixed"``)."""
-        cfg = self.config
-        per_segment = cfg.search_steps if cfg.search == "fixed" else cfg.search_max_steps
-        return per_segment * (self.core.n_segments - 1)
+        return self.config.max_segment_trials * (self.core.n_segments - 1)
 
     def set_commit_policy(self, policy: CommitPolicy | None) -> None:
         """Replace the commit policy (reachable through vector envs' ``env_method``/``call``)."""
@@ -224,7 +224,7 @@ class ScallEnv(gym.Env[np.ndarray, np.ndarray]):
             item_mean=self._view_means[1],
             spread=self._view_spread,
             segment_fraction=segment.index / max(self.core.n_segments - 1, 1),
-            search_steps=self.config.search_steps,
+            max_trials=self.config.max_segment_trials,
         )
         return observe(self.config.observation, segment, state, self.config.n_groups)
 

@@ -12,7 +12,8 @@ embeddings and the spread of the last sizes.
 * ``"bounded"`` (ours, ``2 * n_groups + 2 * d_max + 6`` values in ``[-1, 1]``): frequencies
   pooled so that fewer entities than groups repeat rather than pad, ``tanh`` of the last reward
   and of the committed model's mean embeddings, the spread of the sizes over ``d_max``, and the
-  search progress.
+  search progress (trials over the most a segment can have) and the segment's place in the
+  stream.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ class SearchState:
         item_mean: The same for items.
         spread: ``(user, item)`` spread of the last sizes, already scaled for the layout.
         segment_fraction: Segment index over ``T - 1``.
-        search_steps: Trials per segment (for the bounded layout's progress).
+        max_trials: The most trials a segment's search can run (the bounded layout's progress is
+            ``trial / max_trials``).
     """
 
     trial: int
@@ -109,7 +111,7 @@ class SearchState:
     item_mean: np.ndarray
     spread: tuple[float, float]
     segment_fraction: float
-    search_steps: int
+    max_trials: int
 
 
 def observe(kind: str, segment: Segment, state: SearchState, n_groups: int) -> np.ndarray:
@@ -132,6 +134,6 @@ def observe(kind: str, segment: Segment, state: SearchState, n_groups: int) -> n
             np.tanh(state.user_mean),
             np.tanh(state.item_mean),
             state.spread,
-            [state.trial / state.search_steps, state.segment_fraction],
+            [state.trial / state.max_trials, state.segment_fraction],
         ]
     return np.concatenate(parts).astype(np.float32)

@@ -244,19 +244,35 @@ class SearchCore:
 
         With ``trial=True`` and ``trial_sizing="paper"``, SCALL's sizer makes the authors'
         uncorrected trial sizes (baseline sizers always spend the budget as they define it).
+
+        Raises:
+            ValueError: If the sizer (a user's, say) returns sizes of the wrong length, outside
+                ``[min_size, d_max]``, or over the budget.
         """
         uncorrected = trial and self.config.trial_sizing == "paper"
         uncorrected = uncorrected and isinstance(self.sizer, DistributionSizer)
         extra = {"exact": False} if uncorrected else {}
-        return self.sizer.sizes(
+        budget, d_max, min_size = (
+            self.budget_params(segment),
+            self.config.d_max,
+            self.config.min_size,
+        )
+        sizes = self.sizer.sizes(
             decision,
             segment.user_freq,
             segment.item_freq,
-            self.budget_params(segment),
-            d_max=self.config.d_max,
-            min_size=self.config.min_size,
+            budget,
+            d_max=d_max,
+            min_size=min_size,
             **extra,
         )
+        source = f"the sizer {type(self.sizer).__name__}"
+        if not isinstance(sizes, SizeAssignment) or sizes.budget_params != budget:
+            raise ValueError(
+                f"{source} must return a SizeAssignment for the budget of {budget} parameters"
+            )
+        sizes.check(segment.n_users, segment.n_items, d_max=d_max, min_size=min_size, source=source)
+        return sizes
 
     def unclipped_sizes(
         self, decision: SizeDecision | None, trial: TrialResult

@@ -16,7 +16,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import scall_env
 from scall_env.env import ScallEnv, pooled_frequencies
-from scall_env.sizing import FrequencySizer, SizeDecision, split_budget
+from scall_env.sizing import FrequencySizer, SizeAssignment, SizeDecision, split_budget
 
 TINY = tiny_env(
     dataset="synthetic",
@@ -252,6 +252,19 @@ def test_pluggable_sizer(tmp_path: Path) -> None:
     ]
 
 
+def test_a_sizer_over_the_budget_stops_the_trial(tmp_path: Path) -> None:
+    class Wide:  # duck-typed, not a Sizer: the env checks what it returns all the same
+        def sizes(self, decision, user_freq, item_freq, budget, *, d_max, min_size):
+            return SizeAssignment.build(
+                np.full(len(user_freq), d_max), np.full(len(item_freq), d_max), budget
+            )
+
+    env = ScallEnv(**TINY, sizer=Wide(), cache_dir=tmp_path)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"the sizer Wide uses \d+ parameters, over the budget"):
+        env.step(np.zeros(3, np.float32))
+
+
 def test_registered_ids() -> None:
     for env_id in ("Scall-ML1M-v0", "Scall-ML1M-MF-v0", "Scall-ML100K-v0", "Scall-Synthetic-v0"):
         assert env_id in gym.registry
@@ -314,3 +327,21 @@ def test_checkers_pass_without_warnings(
             warnings.filterwarnings("ignore", message=infinite)
         gym_check_env(gym.make(env_id, cache_dir=tmp_path, **kwargs).unwrapped)
         sb3_check_env(gym.make(env_id, cache_dir=tmp_path, **kwargs).unwrapped, warn=True)
+
+
+def test_bounded_observation_stays_in_its_box_through_a_long_adaptive_search(
+    tmp_path: Path,
+) -> None:
+    settings = {"search": "adaptive", "search_steps": 2, "search_max_steps": 6}
+    env = ScallEnv(
+        **{**TINY, **settings, "search_window": 2, "observation": "bounded"}, cache_dir=tmp_path
+    )
+    obs, _ = env.reset(seed=0)
+    progress, commits = [float(obs[-2])], []
+    for i in range(6):  # the ratio swings, so the search runs to search_max_steps
+        obs, _, _, _, info = env.step(np.array([0.9 if i % 2 else -0.9, 0.0, 0.0], np.float32))
+        assert env.observation_space.contains(obs)
+        progress.append(float(obs[-2]))
+        commits.append("commit" in info)
+    assert commits == [False] * 5 + [True]
+    assert progress == pytest.approx([0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 0])

@@ -16,7 +16,10 @@ from scall_env.sizing import (
     D_MAX,
     DistributionSizer,
     FrequencySizer,
+    SizeAssignment,
     SizeDecision,
+    Sizer,
+    SizingRequest,
     UniformSizer,
     budget_params,
     frequency_order,
@@ -378,3 +381,33 @@ def test_assignment_is_frozen():
         result.user_sizes[0] = 5
     with pytest.raises(AttributeError):
         result.budget_params = 3  # type: ignore[misc]
+
+
+class _Greedy(Sizer):
+    """A buggy sizer: every entity gets ``width`` values, whatever the budget."""
+
+    def __init__(self, width: int, drop_item: bool = False) -> None:
+        self.width, self.drop_item = width, drop_item
+
+    def assign(self, decision: object, request: SizingRequest) -> SizeAssignment:
+        n_items = request.item_freq.size - self.drop_item
+        return SizeAssignment.build(
+            np.full(request.user_freq.size, self.width),
+            np.full(n_items, self.width),
+            request.budget_params,
+        )
+
+
+@pytest.mark.parametrize(
+    ("sizer", "message"),
+    [
+        (_Greedy(8), "_Greedy uses 80 parameters, over the budget of 40"),
+        (_Greedy(9), r"_Greedy gave user sizes in \[9, 9\], outside \[min_size=1, d_max=8\]"),
+        (_Greedy(1, drop_item=True), r"_Greedy gave \(4,\) item sizes for 5 items"),
+    ],
+)
+def test_a_sizer_that_breaks_the_bounds_or_the_budget_is_refused(
+    sizer: Sizer, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        sizer.sizes(None, np.arange(5), np.arange(5), 40, d_max=8)

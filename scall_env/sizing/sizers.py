@@ -61,6 +61,35 @@ class SizeAssignment:
         """Parameters used by users and items together (never above ``budget_params``)."""
         return self.user_params + self.item_params
 
+    def check(self, n_users: int, n_items: int, *, d_max: int, min_size: int, source: str) -> None:
+        """Raise ``ValueError`` unless these sizes fit the entities, the bounds and the budget.
+
+        Built-in sizers never fail it; it guards what a user's sizer returns.
+
+        Args:
+            n_users: Users that need a size.
+            n_items: Items that need a size.
+            d_max: Largest allowed size.
+            min_size: Smallest allowed size.
+            source: Who made the sizes (named in the message).
+        """
+        for side, sizes, n in (
+            ("user", self.user_sizes, n_users),
+            ("item", self.item_sizes, n_items),
+        ):
+            if sizes.shape != (n,):
+                raise ValueError(f"{source} gave {sizes.shape} {side} sizes for {n} {side}s")
+            if n and not min_size <= sizes.min() <= sizes.max() <= d_max:
+                raise ValueError(
+                    f"{source} gave {side} sizes in [{sizes.min()}, {sizes.max()}], outside "
+                    f"[min_size={min_size}, d_max={d_max}]"
+                )
+        if self.params_used > self.budget_params:
+            raise ValueError(
+                f"{source} uses {self.params_used} parameters, over the budget of "
+                f"{self.budget_params}"
+            )
+
     def summary(self) -> dict[str, int | float]:
         """``{user,item}_size_{min,mean,max}`` (0 for a side without entities)."""
         out: dict[str, int | float] = {}
@@ -132,13 +161,18 @@ class Sizer(ABC):
             The sizes, within ``[min_size, d_max]`` and the budget.
 
         Raises:
-            ValueError: A malformed decision or input, or an infeasible budget.
+            ValueError: A malformed decision or input, an infeasible budget, or sizes from
+                :meth:`assign` that break the bounds or the budget (a subclass's bug).
         """
         users, items = _check_freq(user_freq, "user_freq"), _check_freq(item_freq, "item_freq")
         _check_size_bounds(min_size, d_max)
         _check_feasible(budget_params, users.size + items.size, min_size)
         request = SizingRequest(users, items, int(budget_params), int(d_max), int(min_size))
-        return self.assign(decision, request, **options)
+        result = self.assign(decision, request, **options)
+        result.check(
+            users.size, items.size, d_max=d_max, min_size=min_size, source=type(self).__name__
+        )
+        return result
 
     @abstractmethod
     def assign(
