@@ -58,10 +58,12 @@ def check_algo(algo: str) -> None:
 
 
 def check_hyperparams(algo: str, hyperparams: dict[str, Any]) -> None:
-    """Raise ``ValueError`` when ``hyperparams`` names an argument ``algo``'s agent does not take.
+    """Raise ``ValueError`` when ``hyperparams`` names an argument ``algo``'s agent does not take,
+    or gives a baseline or search agent a value it refuses.
 
-    Only the names are checked (the values when the agent is built), so a comparison refuses a
-    misspelt name before its first run instead of when that agent's turn comes.
+    A comparison calls this for every run before the first, so a misspelt name or a bad baseline
+    value stops it at once instead of when that agent's turn comes. The values of an SB3
+    algorithm's hyper-parameters are checked when the agent is built (it needs the env).
     """
     check_algo(algo)
     cls = SB3_ALGOS.get(algo) or BASELINES[algo]
@@ -82,6 +84,9 @@ def check_hyperparams(algo: str, hyperparams: dict[str, Any]) -> None:
             f"allowed: {', '.join(allowed) or 'none'} ({', '.join(_SET_BY_HARNESS)} are the "
             "run's own settings)"
         )
+    if algo in BASELINES:  # cheap to build without an env: their values are checked here
+        make_agent(algo, None, hyperparams)
+        env_overrides(algo, hyperparams)
 
 
 def load_hyperparams(
@@ -203,8 +208,8 @@ def make_agent(
             verbose=0,
             **kwargs,
         )
-    except TypeError as exc:
-        raise ValueError(f"bad hyper-parameters for {algo}: {exc}") from exc
+    except (TypeError, AssertionError) as exc:  # SB3 checks some values with asserts
+        raise ValueError(f"bad hyper-parameters for {algo} {hyperparams}: {exc}") from exc
 
 
 def load_agent(
@@ -217,13 +222,29 @@ def load_agent(
         path: The saved file (``.zip`` for SB3 agents, ``.json`` for baselines).
         env: Environment to attach (optional for prediction).
         device: Torch device of an SB3 agent's networks (``"auto"``: CUDA when available).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is damaged or holds another kind of agent (the message names it).
     """
     check_algo(algo)
-    if algo in SEARCH_AGENTS:
-        return SearchAgent.load(path, env=env)
-    if algo in BASELINES:
-        return Baseline.load(path, env=env)
-    return SB3_ALGOS[algo].load(path, env=env, device=device)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path} does not exist (or is no file)")
+    try:
+        if algo in SEARCH_AGENTS:
+            agent: Agent = SearchAgent.load(path, env=env)
+        elif algo in BASELINES:
+            agent = Baseline.load(path, env=env)
+        else:
+            agent = SB3_ALGOS[algo].load(path, env=env, device=device)
+    # what reading a damaged file, or another agent's, raises on the way (SB3 included)
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"{path} is not a saved {algo} agent ({type(exc).__name__}: {exc})"
+        ) from exc
+    if isinstance(agent, Baseline) and agent.name != algo:
+        raise ValueError(f"{path} holds the {agent.name} agent, not {algo}")
+    return agent
 
 
 def model_filename(algo: str) -> str:

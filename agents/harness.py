@@ -24,7 +24,7 @@ import json
 import os
 import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import stable_baselines3
 import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CallbackList, StopTrainingOnMaxEpisodes
 from stable_baselines3.common.monitor import Monitor
 from torch.utils.tensorboard import SummaryWriter
@@ -195,10 +196,25 @@ def run_settings(algo: str, env_id: str, **options: Any) -> dict[str, Any]:
 
     Raises:
         ValueError, TypeError: As :func:`resolved_env_kwargs`, an unknown ``algo``, option or
-            hyper-parameter name.
+            hyper-parameter name, a bad baseline hyper-parameter, or an env keyword that the
+            agent sets itself (a search agent's ``commit``, a baseline's ``sizer``) given another
+            value.
     """
     opts = RunOptions(**options)
     check_hyperparams(algo, opts.hyperparams or {})
+    asked = opts.env_kwargs or {}
+    defaults = {f.name: f.default for f in fields(EnvConfig)}
+    clash = {  # the default (as resolved settings hold it) is no request of the user's
+        key: value
+        for key, value in env_overrides(algo, opts.hyperparams or {}).items()
+        if asked.get(key, defaults[key]) not in (value, defaults[key])
+    }
+    if clash:
+        raise ValueError(
+            f"{algo} sets the env keyword(s) {', '.join(clash)} itself "
+            f"({', '.join(f'{k}={_jsonable(v)!r}' for k, v in clash.items())}); "
+            "leave them out of env_kwargs"
+        )
     env = resolved_env_kwargs(env_id, opts.env_kwargs, opts.device)
     settings = {
         "algo": algo,
@@ -288,6 +304,11 @@ def run_agent(
             flush_denormals_in_thread_pool()
         one_pass = opts.total_timesteps is None
         steps = one_pass_timesteps(env) if one_pass else int(opts.total_timesteps)
+        if steps < 1 and one_pass:
+            raise ValueError(
+                f"one pass over this stream takes no steps: it has "
+                f"{env.unwrapped.core.n_segments} segment(s), and a search needs two or more"
+            )
         if steps < 1:
             raise ValueError(f"total_timesteps must be >= 1, got {opts.total_timesteps}")
         if checkpoint is None:
@@ -299,41 +320,46 @@ def run_agent(
         monitor = ScallMonitor(
             env, writer=writer, progress_total=steps if progress_bar else None, on_commit=on_commit
         )
-        agent = make_agent(
-            algo, monitor, hyperparams, seed=opts.seed, device=opts.device,
-            tensorboard_log=tensorboard_dir,
-        )  # fmt: skip
-        if checkpoint is not None:
-            agent = _restore(algo, agent, monitor, checkpoint, opts)
-        env.unwrapped.set_commit_policy(live_policy(agent))
-        meta = {
-            "version": FORMAT_VERSION,
-            "fingerprint": digest(settings),
-            "settings": settings,
-            "algo": algo,
-            "env_id": env_id,
-            "options": _jsonable(asdict(opts)),
-            "tensorboard_dir": None if tensorboard_dir is None else str(tensorboard_dir),
-        }
-        elapsed = 0.0 if checkpoint is None else checkpoint["meta"]["elapsed_s"]
-        saver = Checkpointer(run_dir, meta, agent, monitor, elapsed)
-        remaining = steps - (0 if checkpoint is None else agent.num_timesteps)
-        fresh = checkpoint is None
-        if algo in BASELINES:
-            agent.learn(
-                total_timesteps=remaining,
-                max_episodes=1 if one_pass else None,  # one pass ends when the first episode does
-                commit_only=opts.skips_search(algo),
-                reset_num_timesteps=fresh,
-                on_commit=saver.save,
-            )
-        else:
-            callbacks = [CheckpointCallback(saver.save)]
-            if one_pass:
-                callbacks.append(StopTrainingOnMaxEpisodes(max_episodes=1))
-            agent.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=fresh)
-        wall = saver.elapsed_s
-        monitor.close()
+        agent: Agent | None = None
+        try:
+            agent = make_agent(
+                algo, monitor, hyperparams, seed=opts.seed, device=opts.device,
+                tensorboard_log=tensorboard_dir,
+            )  # fmt: skip
+            if checkpoint is not None:
+                agent = _restore(algo, agent, monitor, checkpoint, opts)
+            env.unwrapped.set_commit_policy(live_policy(agent))
+            meta = {
+                "version": FORMAT_VERSION,
+                "fingerprint": digest(settings),
+                "settings": settings,
+                "algo": algo,
+                "env_id": env_id,
+                "options": _jsonable(asdict(opts)),
+                "tensorboard_dir": None if tensorboard_dir is None else str(tensorboard_dir),
+            }
+            elapsed = 0.0 if checkpoint is None else checkpoint["meta"]["elapsed_s"]
+            saver = Checkpointer(run_dir, meta, agent, monitor, elapsed)
+            remaining = steps - (0 if checkpoint is None else agent.num_timesteps)
+            fresh = checkpoint is None
+            if algo in BASELINES:
+                agent.learn(
+                    total_timesteps=remaining,
+                    max_episodes=1 if one_pass else None,  # one pass: the first episode
+                    commit_only=opts.skips_search(algo),
+                    reset_num_timesteps=fresh,
+                    on_commit=saver.save,
+                )
+            else:
+                callbacks = [CheckpointCallback(saver.save)]
+                if one_pass:
+                    callbacks.append(StopTrainingOnMaxEpisodes(max_episodes=1))
+                agent.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=fresh)
+            wall = saver.elapsed_s
+        finally:  # TensorBoard writers end with the run, also when it fails
+            monitor.close()
+            if isinstance(agent, BaseAlgorithm) and hasattr(agent, "_logger"):
+                agent.logger.close()  # SB3's, set up by learn()
         agent.save(run_dir / model_filename(algo))
 
         first_pass = [row for row in monitor.commits if row["episode"] == 0]

@@ -19,9 +19,11 @@ from typing import Any, NoReturn
 import gymnasium as gym
 
 from agents.runlock import RunInUseError
+from scall_env.recsys import DivergenceError
 
-#: Errors that a bad configuration raises in the env, the stream or the harness; the command
-#: lines report them as ``<prog>: error: <message>`` with exit status 2 instead of a traceback.
+#: Errors that a bad configuration raises in the env, the stream or the harness (a learning rate
+#: that makes training diverge included); the command lines report them as
+#: ``<prog>: error: <message>`` with exit status 2 instead of a traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (
     ValueError,
     TypeError,
@@ -31,6 +33,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     NotADirectoryError,
     PermissionError,
     RunInUseError,
+    DivergenceError,
 )
 
 

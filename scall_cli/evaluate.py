@@ -36,6 +36,7 @@ import pandas as pd
 
 import scall_env  # noqa: F401  (registers the environment ids)
 from agents.baselines import Baseline
+from agents.checkpoint import CHECKPOINT_FILE
 from agents.commit import live_policy
 from agents.factory import ALGOS, env_overrides, load_agent, model_filename
 from agents.harness import (
@@ -47,6 +48,7 @@ from agents.harness import (
     run_settings,
     write_outputs,
 )
+from agents.runlock import run_lock
 from scall_cli._args import (
     USER_ERRORS,
     add_device,
@@ -168,35 +170,61 @@ def evaluate_agent(
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
     settings["evaluated_model"] = {"path": str(model.resolve()), "sha256": digest}
     kwargs = {"device": device, **(env_kwargs or {}), **env_overrides(algo, hyperparams)}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RESULTS_FILE).unlink(missing_ok=True)
-    env = gym.make(env_id, **kwargs)
-    steps = one_pass_timesteps(env)
-    monitor = ScallMonitor(env, progress_total=steps if progress_bar else None)
-    env.unwrapped.set_commit_policy(live_policy(agent))
-    start = time.perf_counter()
-    obs, _ = monitor.reset(seed=seed)
-    for _ in range(steps):
-        obs, _, terminated, truncated, _ = monitor.step(agent.predict(obs, deterministic=True)[0])
-        if terminated or truncated:
-            break
-    wall = time.perf_counter() - start
-    monitor.close()
-    committed = pd.DataFrame(monitor.commits)
-    later = committed[committed["segment"] >= 1]
-    result = RunResult(
-        algo=algo,
-        env_id=env_id,
-        seed=seed,
-        run_dir=run_dir,
-        segments=monitor.commits,
-        averages={m: float(later[m].mean()) if len(later) else np.nan for m in METRICS},
-        total_timesteps=monitor.steps,
-        wall_time_s=wall,
-        last_sizes=monitor.last_sizes.get(0, {}),
-    )
-    write_outputs(result, monitor, kwargs, hyperparams, settings)
+    refuse_training_run(run_dir)
+    with run_lock(run_dir):  # one process at a time in the folder, as for training
+        refuse_training_run(run_dir)  # (the lock's holder may have made one meanwhile)
+        (run_dir / RESULTS_FILE).unlink(missing_ok=True)
+        env = gym.make(env_id, **kwargs)
+        steps = one_pass_timesteps(env)
+        monitor = ScallMonitor(env, progress_total=steps if progress_bar else None)
+        env.unwrapped.set_commit_policy(live_policy(agent))
+        start = time.perf_counter()
+        try:
+            obs, _ = monitor.reset(seed=seed)
+            for _ in range(steps):
+                action = agent.predict(obs, deterministic=True)[0]
+                obs, _, terminated, truncated, _ = monitor.step(action)
+                if terminated or truncated:
+                    break
+        finally:
+            monitor.close()
+        wall = time.perf_counter() - start
+        committed = pd.DataFrame(monitor.commits)
+        later = committed[committed["segment"] >= 1]
+        result = RunResult(
+            algo=algo,
+            env_id=env_id,
+            seed=seed,
+            run_dir=run_dir,
+            segments=monitor.commits,
+            averages={m: float(later[m].mean()) if len(later) else np.nan for m in METRICS},
+            total_timesteps=monitor.steps,
+            wall_time_s=wall,
+            last_sizes=monitor.last_sizes.get(0, {}),
+        )
+        write_outputs(result, monitor, kwargs, hyperparams, settings)
     return result
+
+
+def refuse_training_run(run_dir: Path) -> None:
+    """Raise ``FileExistsError`` when ``run_dir`` holds a training run (a saved agent, a
+    checkpoint, or a ``results.json`` that no evaluation wrote): evaluating there would replace
+    its files. An earlier evaluation's folder may be written again."""
+    markers = [CHECKPOINT_FILE, *sorted({model_filename(algo) for algo in ALGOS})]
+    found = [name for name in markers if (run_dir / name).exists()]
+    results = run_dir / RESULTS_FILE
+    if results.is_file():
+        try:
+            settings = json.loads(results.read_text()).get("settings", {})
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            settings = {}
+        if "evaluated_model" not in settings:
+            found.append(RESULTS_FILE)
+    if found:
+        raise FileExistsError(
+            f"--save-path {run_dir} holds a training run ({', '.join(found)}); evaluating there "
+            "would replace its files: give another folder"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -122,10 +122,8 @@ class EnvConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if not (math.isfinite(self.search_tolerance) and self.search_tolerance >= 0):
-            raise ValueError(
-                f"search_tolerance must be a finite number >= 0, got {self.search_tolerance!r}"
-            )
+        if self.search_tolerance < 0:
+            raise ValueError(f"search_tolerance must be >= 0, got {self.search_tolerance!r}")
         if self.search_max_steps < self.search_steps:
             raise ValueError(
                 f"search_max_steps ({self.search_max_steps}) must be >= search_steps "
@@ -251,6 +249,8 @@ def _integer(name: str, value: Any, low: int) -> int:
 def _real(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
 
 
 def _reward_bounds(bounds: Any) -> tuple[float, float]:

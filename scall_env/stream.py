@@ -22,6 +22,8 @@ warning; the stream is then served without being cached.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import warnings
 import zipfile
@@ -80,8 +82,12 @@ class StreamConfig:
         _check_int("n_segments", self.n_segments, low=1)
         _check_int("new_entity_threshold", self.new_entity_threshold, low=1)
         _check_int("seed", self.seed, low=0)
-        if self.segmentation == "time" and (
-            self.time_window is None or not np.isfinite(self.time_window) or self.time_window <= 0
+        window = self.time_window
+        if self.segmentation == "time" and not (
+            isinstance(window, numbers.Real)
+            and not isinstance(window, bool)
+            and math.isfinite(window)
+            and window > 0
         ):
             raise ValueError(
                 "segmentation='time' needs a finite time_window > 0 seconds, "

@@ -46,7 +46,7 @@ class ScallMonitor(gym.Wrapper):
 
     Args:
         env: A ``ScallEnv`` (possibly wrapped).
-        writer: TensorBoard writer, or ``None``.
+        writer: TensorBoard writer, or ``None``; :meth:`close` closes it.
         progress_total: Steps for a progress bar, or ``None`` for no bar.
         on_commit: Called with each commit row (``episode`` and the record), or ``None``.
     """
@@ -141,5 +141,5 @@ class ScallMonitor(gym.Wrapper):
         if self._bar is not None:
             self._bar.close()
         if self.writer is not None:
-            self.writer.flush()
+            self.writer.close()  # flushes; its writer thread ends
         super().close()

@@ -286,9 +286,44 @@ def test_train_agent_bad_env_kwargs_fail_before_training(
 ) -> None:
     argv = ["--algo", "uniform", "--env", "Scall-Synthetic-v0", "--save-path", str(tmp_path),
             "--env-kwargs", '{"budget_type": "GB"}']  # fmt: skip
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         train_agent.main(argv)
+    assert exit_info.value.code == 2
     assert "budget_type must be one of" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+@pytest.mark.parametrize(
+    ("algo", "options", "message"),
+    [
+        ("random-search", {"env_kwargs": {"commit": "last"}}, r"random-search sets the env "
+         r"keyword\(s\) commit itself \(commit='best'\); leave them out of env_kwargs"),
+        ("fixed", {"hyperparams": {"action": [0, 0, 2]}}, "fixed action must have shape"),
+        ("frequency", {"hyperparams": {"beta": -1}}, "beta must be a finite number >= 0"),
+        ("uniform", {"hyperparams": {"beta": 1}}, "unknown hyper-parameter.* for uniform"),
+        ("sac", {"hyperparams": {"gama": 0.9}}, r"unknown hyper-parameter\(s\) gama for sac; "
+         "allowed: action_noise, batch_size"),
+    ],
+)  # fmt: skip
+def test_run_settings_refuse_what_the_agent_would_refuse(
+    algo: str, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        agents.harness.run_settings(algo, "Scall-Synthetic-v0", **options)
+
+
+def test_a_one_segment_stream_is_refused_for_what_it_is(tmp_path: Path) -> None:
+    env_kwargs = {**TINY_ENV, "n_segments": 1, "cache_dir": str(tmp_path / "cache")}
+    with pytest.raises(ValueError, match=r"it has 1 segment\(s\), and a search needs two or more"):
+        agents.harness.run_agent(
+            "uniform", "Scall-Synthetic-v0", run_dir=tmp_path / "run", env_kwargs=env_kwargs
+        )
+
+
+def test_bad_sb3_hyperparameter_values_are_value_errors() -> None:
+    env = gym.make("Scall-Synthetic-v0", **TINY_ENV)
+    with pytest.raises(ValueError, match=r"bad hyper-parameters for sac .*learning rate"):
+        make_agent("sac", env, {"learning_rate": "abc"})
 
 
 def test_train_agent_help_is_complete(train_agent: ModuleType) -> None:

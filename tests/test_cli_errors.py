@@ -89,7 +89,11 @@ TRAIN_CASES = [
     (["--env-kwargs", '{"budget": "lots"}'], ["budget", "'lots'"]),
     (["--env-kwargs", '{"colour": 1}'], ["colour", "allowed"]),
     (["--hyperparams", "[1]"], ["--hyperparams", "JSON object"]),
-    (["--algo", "sac", "--hyperparams", '{"bogus": 1}'], ["sac", "bogus"]),  # fails in the run
+    (["--algo", "sac", "--hyperparams", '{"bogus": 1}'], ["sac", "bogus"]),
+    (["--algo", "sac", "--hyperparams", '{"learning_rate": "abc"}'], ["sac", "learning rate"]),
+    (["--algo", "fixed", "--hyperparams", '{"action": [0, 0, 2]}'], ["fixed action", "[0, 0, 2]"]),
+    (["--env-kwargs", json.dumps({**json.loads(TINY), "lr": 1e30})], ["diverged", "lower lr"]),
+    (["--env-kwargs", json.dumps({**json.loads(TINY), "n_segments": 1})], ["1 segment(s)"]),
 ]
 
 

@@ -73,8 +73,14 @@ def test_views_follow_the_fields() -> None:
         ({"trial_sizing": "approx"}, r"trial_sizing must be one of \('paper', 'exact'\)"),
         ({"ratio_base": "x"}, "ratio_base must be one of"),
         ({"observation": "raw"}, r"observation must be one of \('paper', 'bounded'\)"),
-        ({"search_tolerance": float("nan")}, "search_tolerance must be a finite number >= 0"),
-        ({"search_tolerance": -0.1}, "search_tolerance must be a finite number >= 0"),
+        ({"search_tolerance": float("nan")}, "search_tolerance must be a finite real number"),
+        ({"search_tolerance": -0.1}, "search_tolerance must be >= 0, got -0.1"),
+        ({"lr": float("inf")}, "lr must be a finite real number, got inf"),
+        ({"l2_reg": float("nan")}, "l2_reg must be a finite real number, got nan"),
+        (
+            {"segmentation": "time", "time_window": "x"},
+            "segmentation='time' needs a finite time_window > 0 seconds, got 'x'",
+        ),
         (
             {"search_steps": 5, "search_max_steps": 3},
             r"search_max_steps \(3\) must be >= search_steps \(5\)",

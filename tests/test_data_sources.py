@@ -300,8 +300,10 @@ def test_synthetic_invariants(
     [
         ({"n_interactions": 0}, "n_interactions must be a positive integer"),
         ({"n_users": 2.5}, "n_users must be a positive integer"),
-        ({"drift": -1.0}, "drift must be finite"),
-        ({"initial_items": 0.0}, r"initial_items must be in \(0, 1\]"),
+        ({"drift": -1.0}, "drift must be a finite number >= 0, got -1.0"),
+        ({"user_exponent": "abc"}, "user_exponent must be a finite number >= 0, got 'abc'"),
+        ({"initial_items": 0.0}, r"initial_items must be a number in \(0, 1\]"),
+        ({"initial_users": "half"}, r"initial_users must be a number in \(0, 1\], got 'half'"),
         ({"seed": None}, "seed must be a non-negative integer"),
         ({"n_users": 3, "n_items": 3, "n_interactions": 10}, "exceeds the 9 distinct"),
     ],

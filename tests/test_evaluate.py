@@ -141,6 +141,16 @@ def trained_fixed(tmp_path: Path, env_kwargs: dict[str, Any]) -> Path:
         (["--model", "{run}", "--seed", "-1"], "expected an integer >= 0, got -1"),
         (["--model", "{run}", "--save-path", "{run}/model.json"], "is a file; give a folder"),
         (["--model", "{broken}"], "broken/results.json is unreadable"),
+        (["--model", "{tmp}/damaged/model.json", "--algo", "fixed", "--env", "Scall-Synthetic-v0"],
+         "{tmp}/damaged/model.json is not a saved fixed agent (JSONDecodeError"),
+        (["--model", "{run}/model.json", "--algo", "uniform", "--env", "Scall-Synthetic-v0"],
+         "--algo uniform, but {run}/results.json was made by fixed"),
+        (["--model", "{tmp}/lone", "--algo", "uniform", "--env", "Scall-Synthetic-v0"],
+         "{tmp}/lone holds no model.json"),
+        (["--model", "{tmp}/elsewhere/model.json", "--algo", "uniform"],
+         "give --env: {tmp}/elsewhere holds no results.json naming the env"),
+        (["--model", "{tmp}/elsewhere/model.json", "--algo", "uniform", "--env",
+          "Scall-Synthetic-v0"], "{tmp}/elsewhere/model.json holds the fixed agent, not uniform"),
     ],
 )  # fmt: skip
 def test_bad_arguments_exit_2_with_one_line(
@@ -153,6 +163,10 @@ def test_bad_arguments_exit_2_with_one_line(
     (tmp_path / "lone").mkdir()
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "results.json").write_text("{not json")
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "model.json").write_text("{not json")
+    (tmp_path / "elsewhere").mkdir()  # a saved agent without its training run
+    (tmp_path / "elsewhere" / "model.json").write_bytes((trained_fixed / "model.json").read_bytes())
     paths = {"tmp": str(tmp_path), "run": str(trained_fixed), "broken": str(tmp_path / "broken")}
     out = tmp_path / "out"
 
@@ -187,3 +201,21 @@ def test_shim_and_console_script() -> None:
     assert point.load() is evaluate.main
     search = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
     assert shutil.which("scall-evaluate", path=search), "run pip install -e ."
+
+
+def test_a_training_run_is_never_overwritten(
+    trained_fixed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = {path.name: path.read_bytes() for path in trained_fixed.iterdir() if path.is_file()}
+    with pytest.raises(SystemExit) as info:
+        evaluate.main(["--model", str(trained_fixed), "--save-path", str(trained_fixed)])
+    assert info.value.code == 2
+    message = f"--save-path {trained_fixed} holds a training run (model.json, results.json)"
+    assert message in capsys.readouterr().err
+    after = {path.name: path.read_bytes() for path in trained_fixed.iterdir() if path.is_file()}
+    assert after == before
+    # an evaluation's own folder may be written again
+    out = tmp_path / "eval"
+    run_evaluate("--model", str(trained_fixed), "--save-path", str(out))
+    run_evaluate("--model", str(trained_fixed), "--save-path", str(out))
+    assert "evaluated_model" in json.loads((out / "results.json").read_text())["settings"]

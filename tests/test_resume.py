@@ -8,6 +8,7 @@ as a process killed at that moment leaves things: the checkpoint on disk, no ``r
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,11 @@ def comparison(folder: Path, env_kwargs: dict[str, Any], **entries: Any) -> Path
     return path
 
 
+def tensorboard_threads() -> list[threading.Thread]:
+    """Live TensorBoard writer threads (a run closes its writer, also when it dies)."""
+    return [t for t in threading.enumerate() if type(t).__name__ == "_AsyncWriterThread"]
+
+
 def outputs(run_dir: Path) -> dict[str, Any]:
     """The files a finished run is judged by, wall time aside."""
     results = json.loads((run_dir / RESULTS_FILE).read_text())
@@ -101,12 +107,14 @@ def test_a_killed_run_resumes_to_the_same_files(
     kill_after(None)
     whole = tmp_path / "whole"
     run_agent(algo, "Scall-Synthetic-v0", run_dir=whole, tensorboard_dir=whole / "tb", **options)
+    assert not tensorboard_threads()
 
     cut = tmp_path / "cut"
     kill_after(kill)
     with pytest.raises(Killed):
         run_agent(algo, "Scall-Synthetic-v0", run_dir=cut, tensorboard_dir=cut / "tb", **options)
     assert (cut / CHECKPOINT_FILE).exists() and not (cut / RESULTS_FILE).exists()
+    assert not tensorboard_threads()
 
     kill_after(None)
     run_agent(

@@ -7,6 +7,8 @@ give the same interactions (and the same fingerprint), so synthetic runs need no
 
 from __future__ import annotations
 
+import math
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +124,10 @@ def load_synthetic(data_dir: Path | None, **params: Any) -> Interactions:
     return synthetic_interactions(**params)
 
 
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _check_synthetic(params: dict[str, Any]) -> None:
     """Validate the parameters of :func:`synthetic_interactions`.
 
@@ -137,11 +143,13 @@ def _check_synthetic(params: dict[str, Any]) -> None:
     if not isinstance(params["seed"], int | np.integer) or params["seed"] < 0:
         raise ValueError(f"seed must be a non-negative integer, got {params['seed']!r}")
     for name in ("user_exponent", "item_exponent", "drift", "user_drift"):
-        if not np.isfinite(params[name]) or params[name] < 0:
-            raise ValueError(f"{name} must be finite and >= 0, got {params[name]!r}")
+        value = params[name]
+        if not _is_real(value) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     for name in ("initial_users", "initial_items"):
-        if not 0 < params[name] <= 1:
-            raise ValueError(f"{name} must be in (0, 1], got {params[name]!r}")
+        value = params[name]
+        if not _is_real(value) or not 0 < value <= 1:
+            raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
     if params["n_interactions"] > params["n_users"] * params["n_items"]:
         raise ValueError(
             f"n_interactions={params['n_interactions']} exceeds the "
