@@ -106,8 +106,9 @@ class Baseline:
                 next (after the reset that follows an episode), e.g. to write a checkpoint.
 
         Raises:
-            ValueError: No env, or ``commit_only`` for an agent that uses its trials or an env
-                without ``advance``.
+            ValueError: No env, ``commit_only`` for an agent that uses its trials or an env
+                without ``advance``, or (without ``max_episodes``) a ``total_timesteps`` that is
+                not a whole number of commits.
         """
         if self.env is None:
             raise ValueError("learn() needs an environment; pass env= when building the baseline")
@@ -118,10 +119,15 @@ class Baseline:
                 f"{', '.join(k for k, v in BASELINES.items() if v.commit_only)}) and an env with "
                 "advance() (a ScallMonitor or the ScallEnv)"
             )
+        cost = constant_policy_trials(self.env.unwrapped.config) if commit_only else 1
+        if max_episodes is None and total_timesteps % cost:
+            raise ValueError(
+                f"with commit_only a commit counts as {cost} steps (the trials it replaces), so "
+                f"total_timesteps must be a multiple of {cost}, got {total_timesteps}"
+            )
         if reset_num_timesteps or self._last_obs is None:
             self._last_obs, _ = self.env.reset(seed=self.seed)
             self.num_timesteps = 0
-        cost = constant_policy_trials(self.env.unwrapped.config) if commit_only else 1
         end, episodes = self.num_timesteps + total_timesteps, 0
         while self.num_timesteps + cost <= end:
             if commit_only:

@@ -32,11 +32,16 @@ class PolicySnapshot:
     """A picklable copy of an agent's policy that returns its deterministic action.
 
     Args:
-        agent: An SB3 algorithm (its ``policy`` is copied) or a baseline (copied whole).
+        agent: An SB3 algorithm (its ``policy`` is copied) or a baseline (copied with everything
+            but its env, which the snapshot never needs).
     """
 
     def __init__(self, agent: Any) -> None:
-        self._predictor = copy.deepcopy(getattr(agent, "policy", agent))
+        policy = getattr(agent, "policy", None)
+        if policy is None:  # a baseline: the env would drag the stream and models along
+            agent = copy.copy(agent)
+            agent.env = None
+        self._predictor = copy.deepcopy(agent if policy is None else policy)
 
     def __call__(self, observation: np.ndarray) -> np.ndarray:
         return self._predictor.predict(observation, deterministic=True)[0]

@@ -14,8 +14,7 @@ Everything else is SB3's SAC (tanh-squashed Gaussian, log-std clamped to [-20, 2
 saves, loads and logs like any SB3 model. Where SB3 makes an exact match with the authors' code
 impossible: SB3 updates the networks after ``env.step`` returns, so the env's stopping rule
 (evaluated inside the step) sees the policy one update round earlier than the authors' loop,
-which updates before checking it; and SB3's orthogonal initialisation is kept instead of the
-authors' Xavier initialisation.
+which updates before checking it.
 """
 
 from __future__ import annotations

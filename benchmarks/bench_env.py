@@ -15,7 +15,10 @@ trains segment 0 to convergence. Reported per environment (seconds):
   ``first_step_s``, and ``commit_steps``: each step that committed (a trial plus training the next
   segment to convergence), with its time and chunks.
 
-Actions are uniform in ``[-1, 1]^3`` from ``numpy.random.default_rng(--seed)``. With the default
+Actions are uniform in ``[-1, 1]^3`` from ``numpy.random.default_rng(--seed)``, and the
+environments run with ``search="fixed"`` (every other argument is the id's): random actions never
+settle the adaptive stopping rule, which would search each segment to ``search_max_steps`` (60)
+before committing, while a trial and a commit cost the same under either rule. With
 ``search_steps = 11`` the first commit happens at step 11 (``Scall-Synthetic-v0``: 5). Default
 ``--steps`` per environment, chosen to stay within about 5 minutes each on 2 CPU cores: 12 (one
 commit) for ``Scall-Synthetic-v0``, ``Scall-ML1M-MF-v0`` and ``Scall-ML100K-v0``; 3 (no commit)
@@ -134,7 +137,9 @@ def bench_env(env_id: str, steps: int, seed: int, data_dir: str | None) -> dict[
     Returns:
         JSON-ready timings.
     """
-    kwargs: dict[str, Any] = {} if data_dir is None else {"data_dir": data_dir}
+    kwargs: dict[str, Any] = {"search": "fixed"}  # random actions never settle the adaptive rule
+    if data_dir is not None:
+        kwargs["data_dir"] = data_dir
     cache_dir = tempfile.mkdtemp(prefix="scall-bench-env-")
     try:
         start = time.perf_counter()
@@ -198,6 +203,7 @@ def bench_env(env_id: str, steps: int, seed: int, data_dir: str | None) -> dict[
             "base_model": config.base_model,
             "dataset": config.dataset,
             "n_segments": len(stream),
+            "search": config.search,
             "search_steps": config.search_steps,
             "trial_batches": config.trial_batches,
             "batch_size": config.batch_size,

@@ -287,7 +287,6 @@ class SearchCore:
             segment.n_users,
             segment.n_items,
             trial.sizes.budget_params,
-            d_max=self.config.d_max,
             min_size=self.config.min_size,
         )
 

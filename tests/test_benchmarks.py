@@ -219,9 +219,12 @@ def test_bench_reference_curves_and_outputs(tmp_path: Path) -> None:
 
 
 def test_bench_env_through_gym_make() -> None:
-    result = bench_env.bench_env("Scall-Synthetic-v0", steps=1, seed=0, data_dir=None)
+    result = bench_env.bench_env("Scall-Synthetic-v0", steps=6, seed=0, data_dir=None)
     assert result["env"] == "Scall-Synthetic-v0" and result["base_model"] == "mf"
-    assert result["search_step_n"] == 1 and result["n_segments"] == 5
+    assert result["search"] == "fixed" and result["n_segments"] == 5
+    # random actions, yet the segment commits after search_steps trials: a commit step is timed
+    assert [commit["step"] for commit in result["commit_steps"]] == [result["search_steps"] - 1]
+    assert result["search_step_n"] == 5
     assert result["first_step_s"] > 0 and "peak_rss_mb" not in result  # the runner adds it
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,14 @@ import pytest
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import SubprocVecEnv
+from torch.utils.tensorboard import SummaryWriter
 
 import scall_env  # noqa: F401  (registers the ids)
 from agents.baselines import FixedBaseline
 from agents.commit import CommitPolicySync, PolicySnapshot
+from agents.factory import load_hyperparams, make_agent
 from scall_env.env import ScallEnv
+from scall_env.wrappers import ScallMonitor
 
 ENV_ID = "Scall-Synthetic-v0"
 SMALL: dict[str, Any] = {
@@ -41,6 +45,18 @@ def test_policy_snapshot_is_the_agents_deterministic_action(tmp_path: Path) -> N
     np.testing.assert_array_equal(snapshot(obs), agent.predict(obs, deterministic=True)[0])
     agent.learn(4)  # the agent changes, the snapshot does not
     assert not np.array_equal(snapshot(obs), agent.predict(obs, deterministic=True)[0])
+
+
+@pytest.mark.parametrize("algo", ["fixed", "random-search"])
+def test_a_baselines_snapshot_leaves_its_env_behind(algo: str, tmp_path: Path) -> None:
+    env = ScallMonitor(small_env(tmp_path), writer=SummaryWriter(str(tmp_path / "tb")))
+    agent = make_agent(algo, env, load_hyperparams(algo, ENV_ID), seed=0)
+    agent.learn(total_timesteps=3)
+    obs = env.observation_space.sample()
+    snapshot = pickle.loads(pickle.dumps(PolicySnapshot(agent)))  # a lock in the writer: no
+    np.testing.assert_array_equal(snapshot(obs), agent.predict(obs, deterministic=True)[0])
+    assert len(pickle.dumps(snapshot)) < 20_000 and agent.env is not None
+    env.close()
 
 
 def test_async_gym_vector_env_commits_the_policy_action(tmp_path: Path) -> None:

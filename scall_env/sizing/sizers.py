@@ -216,10 +216,10 @@ class DistributionSizer(Sizer):
         n_items: int,
         budget_params: int,
         *,
-        d_max: int = D_MAX,
         min_size: int = MIN_SIZE,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Real sizes ``share * side budget`` per side, largest first, before any clipping.
+        """Real sizes ``share * side budget`` per side, largest first, before any clipping
+        (``min_size`` matters only to ``ratio_base="free"``).
 
         The side budgets are the request itself (``ratio * budget`` and the rest, with
         ``ratio_base="budget"``), before the minimums and capacities that :func:`split_budget`
@@ -248,7 +248,9 @@ class DistributionSizer(Sizer):
         """
         users, items, budget = request.user_freq, request.item_freq, request.budget_params
         if not exact:
-            reals = self.unclipped(decision, users.size, items.size, budget, **request.bounds)
+            reals = self.unclipped(
+                decision, users.size, items.size, budget, min_size=request.min_size
+            )
             user_sizes, item_sizes = (
                 np.minimum(np.rint(np.maximum(real, request.min_size)), request.d_max)
                 for real in reals
