@@ -1,11 +1,13 @@
 """Gather ablation comparisons (one ``compare.py`` output folder per variant) into one table.
 
 Each sub-folder of ``ROOT`` is one variant: a finished ``compare.py`` output holding
-``segments.csv`` (every committed segment of every run) and ``runs/*/seed*/results.json``. The
-table has, per variant and agent: the environment arguments that differ from the registered id,
-seeds, Recall@20 and NDCG@20 averaged over segments >= 1 (mean +- std over seeds), the mean
-number of search trials a segment got, and the mean wall time of a run. It is printed and
-written to ``ROOT/table.md``.
+``segments.csv`` (every committed segment of every run) and each run's ``results.json`` under
+``runs/`` (``runs/<agent>/seed<s>``, or ``runs/budget<b>/<agent>/seed<s>`` for a comparison over
+budgets). The table has, per variant, budget (when the comparison has budgets) and agent: the
+environment arguments the runs were given (besides ``device`` and ``data_dir``), seeds,
+Recall@20 and NDCG@20 averaged over segments >= 1 (mean +- std over seeds), the mean number of
+search trials a segment got, and the mean wall time of a run. It is printed and written to
+``ROOT/table.md``.
 
 Example:
     scall-ablation-table results/ablation-ml1m-mf   (or: python scripts/ablation_table.py ...)
@@ -13,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agents.report import DEFAULT_BUDGET
+from scall_cli._args import fail, new_parser
 from scall_env.cache import write_text_atomic
 
 
@@ -28,12 +31,16 @@ def variant_rows(folder: Path) -> list[dict[str, object]]:
     """One row per agent of one variant's comparison folder."""
     segments = pd.read_csv(folder / "segments.csv")
     later = segments[segments["segment"] >= 1]
+    # a comparison without budgets has the budget column "default" (and no budget<b> folders)
+    by_budget = (later["budget"].astype(str) != DEFAULT_BUDGET).any()
     rows = []
-    for agent, part in later.groupby("agent", sort=False):
+    for key, part in later.groupby(["budget", "agent"] if by_budget else ["agent"], sort=False):
+        budget, agent = key if by_budget else (None, key[0])
+        runs = folder / "runs" / (f"budget{budget}" if by_budget else "") / str(agent)
         per_seed = part.groupby("seed")[["recall@20", "ndcg@20"]].mean()
         # only the runs the comparison's table holds (a resumed comparison may be under way)
         summaries = [
-            json.loads((folder / "runs" / str(agent) / f"seed{seed}" / "results.json").read_text())
+            json.loads((runs / f"seed{seed}" / "results.json").read_text())
             for seed in per_seed.index
         ]
         env_kwargs = summaries[0]["env_kwargs"] if summaries else {}
@@ -41,6 +48,7 @@ def variant_rows(folder: Path) -> list[dict[str, object]]:
         rows.append(
             {
                 "variant": folder.name,
+                **({"budget": budget} if by_budget else {}),
                 "agent": agent,
                 "env_kwargs": json.dumps(shown, sort_keys=True),
                 "seeds": len(per_seed),
@@ -70,15 +78,22 @@ def markdown(rows: list[dict[str, object]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    """Write and print the table of ``argv``'s root (default ``sys.argv[1:]``)."""
+    parser = new_parser(__doc__)
     parser.add_argument("root", type=Path, help="folder holding one comparison folder per variant")
     args = parser.parse_args(argv)
+    if not args.root.is_dir():
+        fail(parser, f"{args.root} is no folder; give the folder of the variants' comparisons")
     folders = sorted(p for p in args.root.iterdir() if (p / "segments.csv").exists())
     if not folders:
-        parser.exit(2, f"error: no finished comparison (segments.csv) under {args.root}\n")
-    table = markdown([row for folder in folders for row in variant_rows(folder)])
+        fail(parser, f"no finished comparison (segments.csv) under {args.root}")
+    try:
+        rows = [row for folder in folders for row in variant_rows(folder)]
+    except (OSError, ValueError, KeyError) as exc:  # a run's results.json missing or damaged
+        fail(parser, f"cannot read a comparison under {args.root}: {exc}")
+    if len({tuple(row) for row in rows}) > 1:
+        fail(parser, "mix of comparisons with and without budgets; gather them apart")
+    table = markdown(rows)
     write_text_atomic(args.root / "table.md", table)
     print(table, end="")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -20,8 +21,9 @@ def fake_comparison(folder: Path, recalls: dict[int, list[float]], trials: int) 
         (run / "results.json").write_text(json.dumps(summary))
         for segment, recall in enumerate(values):
             rows.append(
-                {"agent": "scall", "seed": seed, "segment": segment, "recall@20": recall,
-                 "ndcg@20": 2 * recall, "trials": 0 if segment == 0 else trials}
+                {"budget": "default", "agent": "scall", "seed": seed, "segment": segment,
+                 "recall@20": recall, "ndcg@20": 2 * recall,
+                 "trials": 0 if segment == 0 else trials}
             )  # fmt: skip
     pd.DataFrame(rows).to_csv(folder / "segments.csv", index=False)
 
@@ -44,3 +46,50 @@ def test_no_comparison_is_a_clear_error(tmp_path: Path, capsys) -> None:
         ablation.main([str(tmp_path)])
     assert exit_info.value.code == 2
     assert "no finished comparison" in capsys.readouterr().err
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_comparison(source: Path, target: Path) -> None:
+    """What the table reads of a comparison: ``segments.csv`` and every run's ``results.json``."""
+    for path in [source / "segments.csv", *source.glob("runs/**/results.json")]:
+        (target / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target / path.relative_to(source))
+
+
+def test_the_committed_ablation_table_is_remade_from_its_runs(tmp_path: Path) -> None:
+    committed = ROOT / "results" / "ablation-ml1m-mf"
+    for variant in committed.iterdir():
+        if (variant / "segments.csv").exists():
+            copy_comparison(variant, tmp_path / variant.name)
+    assert ablation.main([str(tmp_path)]) == 0
+    assert (tmp_path / "table.md").read_text() == (committed / "table.md").read_text()
+
+
+def test_a_comparison_over_budgets_gets_a_row_per_budget_and_agent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy_comparison(ROOT / "results" / "paper-ml100k", tmp_path / "paper")
+    assert ablation.main([str(tmp_path)]) == 0
+    rows = [line.split(" | ") for line in (tmp_path / "table.md").read_text().splitlines()[2:]]
+    assert {(row[1], row[2]) for row in rows} == {
+        (budget, agent)
+        for budget in ("16", "32")
+        for agent in ("scall", "sac", "td3", "uniform", "frequency", "random-search", "optuna")
+    }
+    assert all(row[4] == "3" for row in rows)  # seeds
+
+
+@pytest.mark.parametrize(("make", "message"), [(None, "is no folder"), ("file", "is no folder")])
+def test_a_root_that_is_no_folder_is_a_one_line_error(
+    make: str | None, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "root"
+    if make == "file":
+        root.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        ablation.main([str(root)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: {root} {message}" in err and len(err.strip().splitlines()) == 1

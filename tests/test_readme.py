@@ -48,3 +48,14 @@ def test_readme_result_rows_are_quoted_from_the_committed_tables() -> None:
     ]
     assert rows, "the Results section quotes no table row"
     assert [row for row in rows if row not in committed] == []
+
+
+def test_readme_ablation_rows_are_quoted_from_the_committed_table() -> None:
+    """The ablation section's rows are ``results/ablation-ml1m-mf/table.md``'s (which
+    ``tests/test_ablation.py`` remakes from the committed runs)."""
+    readme = (ROOT / "README.md").read_text()
+    section = re.search(r"\n### What each deviation changes \(ablation\)\n(.*?)\n## ", readme, re.S)
+    assert section, "README lacks the ablation section"
+    table = (ROOT / "results" / "ablation-ml1m-mf" / "table.md").read_text().splitlines()
+    rows = [line for line in section.group(1).splitlines() if line.startswith("|")]
+    assert rows == table
