@@ -1,11 +1,11 @@
 """One way to build, load and configure every agent: SCALL's SAC, SB3 algorithms, baselines and
 search agents.
 
-Hyper-parameters live in YAML, one file per algorithm (``configs/algos/<algo>.yaml``), with one
+Hyper-parameters live in YAML, one file per algorithm (``agents/hyperparams/<algo>.yaml``), with one
 section per environment id and a ``default`` section, as in RL Baselines3 Zoo. The search agents
-(:mod:`agents.search_agents`) are baselines to everything else: importing this module adds them
-to :data:`agents.baselines.BASELINES`, so the harness plays them for one pass like the
-baselines and :meth:`Baseline.load <agents.baselines.Baseline.load>` finds them by name.
+(:mod:`agents.search_agents`) are baselines to everything else: importing this module adds them to
+:data:`agents.baselines.BASELINES`, so the harness plays them for one pass like the baselines and
+:meth:`Baseline.load <agents.baselines.Baseline.load>` finds them by name.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ SB3_ALGOS: dict[str, type[BaseAlgorithm]] = {
 BASELINES.update(SEARCH_AGENTS)  # the registry of agents played without an SB3 learner
 ALGOS: tuple[str, ...] = (*SB3_ALGOS, *BASELINES)
 """Every agent name the harness accepts."""
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "algos"
-"""Default folder of the per-algorithm hyper-parameter files."""
+CONFIG_DIR = Path(__file__).resolve().parent / "hyperparams"
+"""Default folder of the per-algorithm hyper-parameter files (installed with the package)."""
 
 ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "elu": torch.nn.ELU}
 NOISES = {"normal": NormalActionNoise, "ornstein-uhlenbeck": OrnsteinUhlenbeckActionNoise}
@@ -97,7 +97,7 @@ def load_hyperparams(
     Args:
         algo: Agent name (see :data:`ALGOS`).
         env_id: Environment id (its section overrides ``default``).
-        config: A YAML file to read instead of ``configs/algos/<algo>.yaml``.
+        config: A YAML file to read instead of ``agents/hyperparams/<algo>.yaml``.
 
     Raises:
         ValueError: Unknown algo, or a file that is not a mapping of sections.

@@ -1,13 +1,13 @@
 """Time one full pass of the protocol: an agent over a whole stream, as ``scall-train`` runs it.
 
 Each ``--env`` x ``--algo`` pair runs :func:`agents.harness.run_agent` (the agent's
-hyper-parameters from ``configs/algos/<algo>.yaml``, the commit policy attached as in the paper's
-protocol) in a fresh subprocess (``_common.run_child``) with a fresh temporary cache folder, so a
-pass is honest from the start: building the stream, training segment 0 to convergence, then per
-segment the search and the commit. ``--cache-dir`` reuses a cache instead (stream and segment 0
-from disk, as in a repeated run). ``--segments K`` times a prefix of the stream: the run stops once
-segment ``K`` is committed. ``--commit-only`` lets the baselines that ignore the trials commit
-every segment without a search (``run_agent(commit_only=True)``).
+hyper-parameters from ``agents/hyperparams/<algo>.yaml``, the commit policy attached as in the
+paper's protocol) in a fresh subprocess (``_common.run_child``) with a fresh temporary cache
+folder, so a pass is honest from the start: building the stream, training segment 0 to convergence,
+then per segment the search and the commit. ``--cache-dir`` reuses a cache instead (stream and
+segment 0 from disk, as in a repeated run). ``--segments K`` times a prefix of the stream: the run
+stops once segment ``K`` is committed. ``--commit-only`` lets the baselines that ignore the trials
+commit every segment without a search (``run_agent(commit_only=True)``).
 
 Reported per pair (seconds): ``pass_s`` (the whole run, outputs included), ``segment0_s`` (until
 segment 0 is committed: stream and segment-0 training), ``commit_at_s`` (the time at which each

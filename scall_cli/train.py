@@ -2,7 +2,7 @@
 
 Every agent goes through the same loop: SCALL's SAC (``scall``), the SB3 algorithms (``sac``,
 ``td3``, ``ddpg``, ``ppo``, ``a2c``) and the baselines (``uniform``, ``frequency``, ``random``,
-``fixed``). Hyper-parameters come from ``configs/algos/<algo>.yaml`` (section ``default``, then
+``fixed``). Hyper-parameters come from ``agents/hyperparams/<algo>.yaml`` (section ``default``, then
 the env id's section), or from ``--config``; ``--hyperparams`` overrides single keys.
 
 After every committed segment the run writes ``checkpoint.pt`` into its folder; ``--resume
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         type=Path,
         default=None,
-        help="hyper-parameter YAML (default: configs/algos/<algo>.yaml)",
+        help="hyper-parameter YAML (default: agents/hyperparams/<algo>.yaml)",
     )
     parser.add_argument(
         "--seed",

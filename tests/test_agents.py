@@ -162,9 +162,16 @@ def test_baseline_sizers_are_env_overrides() -> None:
 
 
 # -------------------------------------------------------------------------------- factory
-def test_every_algo_has_a_config() -> None:
+def test_every_algo_has_a_config_that_installs_with_the_package() -> None:
     for algo in ALGOS:
         assert isinstance(load_hyperparams(algo, "Scall-Synthetic-v0"), dict)
+    # a wheel (not only an editable install) carries them: package data of the agents package
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = package_data["package-data"]["agents"]
+    package = ROOT / "agents"
+    shipped = {path for pattern in patterns for path in package.glob(pattern)}
+    assert {package / "hyperparams" / f"{algo}.yaml" for algo in ALGOS} <= shipped
 
 
 def test_env_section_overrides_default(tmp_path: Path) -> None:
