@@ -138,6 +138,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="segments committed after reset (default: 5)",
     )
     args = parser.parse_args(argv)
+    from agents.factory import env_overrides  # (this process stays lean until the arguments hold)
+    from scall_env import ENV_KWARGS
+
+    if args.env not in ENV_KWARGS:
+        parser.error(f"unknown --env {args.env!r}; choose from {', '.join(ENV_KWARGS)}")
+    try:
+        sized = "sizer" in env_overrides(args.algo, {})
+    except ValueError as exc:
+        parser.error(f"--algo: {exc}")
+    if not sized:
+        parser.error(f"--algo {args.algo!r} has no sizer of its own; use uniform or frequency")
     report: dict[str, Any] = {"env": args.env, "algo": args.algo, "machine_before": machine()}
     env = child_env(args.omp_wait_policy, args.threads)
     with tempfile.TemporaryDirectory() as weights_dir:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _common import int_at_least
+
 from scall_env.data import DatasetNotFoundError, Interactions, load_interactions
 
 SYNTHETIC_SIZES = (100_000, 1_000_000)
@@ -102,10 +104,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--data-dir", type=Path, default=None, help="folder holding MovieLens files"
     )
-    parser.add_argument("--repeat", type=int, default=3, help="timed loads per source")
+    parser.add_argument(
+        "--repeat", type=int_at_least(1), default=3, help="timed loads per source (default: 3)"
+    )
     args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
     results: dict[str, Any] = {}
     for dataset in ("ml-1m", "ml-100k"):
         if args.dataset == dataset or (args.dataset == "all" and dataset == "ml-1m"):

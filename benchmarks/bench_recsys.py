@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 import torch
+from _common import int_at_least
 
 from scall_env.recsys import (
     BPRSampler,
@@ -129,14 +130,24 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    """Runs the benchmark and prints the JSON report."""
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parses the command line (``None``: ``sys.argv[1:]``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trial-batches", type=int, default=200, help="batches per trial")
-    parser.add_argument("--timed-batches", type=int, default=20, help="batches for per-batch time")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic segment")
-    args = parser.parse_args()
+    for flag, low, default, text in (
+        ("--trial-batches", 1, 200, "batches per trial"),
+        ("--timed-batches", 1, 20, "batches for per-batch time"),
+        ("--threads", 0, 0, "torch threads (0: default)"),
+        ("--seed", 0, 0, "seed of the synthetic segment"),
+    ):
+        parser.add_argument(
+            flag, type=int_at_least(low), default=default, help=f"{text} (default: {default})"
+        )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs the benchmark and prints the JSON report."""
+    args = parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 

@@ -26,6 +26,7 @@ Example (about 25 s a segment on 2 CPU cores)::
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
         "--output", type=Path, default=None, help="folder for chunks.csv, curves.png, JSON"
     )
     args = parser.parse_args(argv)
+    if not (math.isfinite(args.size) and args.size > 0):
+        parser.error(f"--size must be a finite number > 0, got {args.size}")
     if args.segments > args.n_segments:
         parser.error(f"--segments must not exceed --n-segments ({args.n_segments})")
     config = {

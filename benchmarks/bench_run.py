@@ -92,6 +92,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.env = args.env or ["Scall-ML1M-MF-v0"]
+    from agents.harness import resolved_env_kwargs
+
+    for env_id in args.env:  # what every run would refuse, refused before the first starts
+        try:
+            resolved_env_kwargs(env_id, args.env_kwargs, args.device)
+        except (ValueError, TypeError) as exc:
+            parser.error(f"--env-kwargs: {exc}")
     return args
 
 
@@ -244,9 +251,16 @@ def print_table(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Runs the benchmark and prints the result (``argv`` ``None``: ``sys.argv[1:]``)."""
+    """Runs the benchmark and prints the result (``argv`` ``None``: ``sys.argv[1:]``).
+
+    Raises:
+        SystemExit: Status 1 after the report when a run failed.
+    """
     args = parse_args(argv)
-    _common.print_report(run_benchmark(args), as_json=args.json, table=print_table)
+    report = run_benchmark(args)
+    _common.print_report(report, as_json=args.json, table=print_table)
+    if any("error" in run for run in report["runs"].values()):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -12,28 +12,27 @@ import os
 import tempfile
 import time
 
-from scall_env.data import DATASETS, load_interactions
+from _common import int_at_least, make_parser
+
+from scall_env.data import load_interactions
 from scall_env.stream import StreamConfig, build_stream, load_stream
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parses the command line (``None``: ``sys.argv[1:]``)."""
+    parser = make_parser(__doc__, ("dataset", "data_dir", "n_segments", "k_core"))
     parser.add_argument(
-        "--dataset", default="ml-1m", choices=DATASETS, help="dataset (default: ml-1m)"
+        "--repeat",
+        type=int_at_least(1),
+        default=3,
+        help="repetitions; the best is reported (default: 3)",
     )
-    parser.add_argument(
-        "--data-dir", default=None, help="dataset folder (default: $SCALL_DATA_DIR)"
-    )
-    parser.add_argument(
-        "--n-segments", type=int, default=10, help="equal-count segments (default: 10)"
-    )
-    parser.add_argument("--k-core", type=int, default=10, help="k-core filter (default: 10)")
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="repetitions; the best is reported (default: 3)"
-    )
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs the benchmark and prints its JSON."""
+    args = parse_args(argv)
     config = StreamConfig(k_core=args.k_core, n_segments=args.n_segments)
 
     read_s, build_s, cache_s, segments_s = [], [], [], []

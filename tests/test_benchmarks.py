@@ -24,8 +24,14 @@ if str(BENCHMARKS) not in sys.path:
 import _common  # noqa: E402
 import bench_denormals  # noqa: E402
 import bench_env  # noqa: E402
+import bench_load  # noqa: E402
+import bench_parallel  # noqa: E402
+import bench_recsys  # noqa: E402
 import bench_reference  # noqa: E402
+import bench_run  # noqa: E402
+import bench_sizing  # noqa: E402
 import bench_step  # noqa: E402
+import bench_stream  # noqa: E402
 
 from scall_env.config import EnvConfig  # noqa: E402
 from scall_env.search import SearchCore  # noqa: E402
@@ -102,6 +108,45 @@ def test_script_parsers(capsys: pytest.CaptureFixture[str]) -> None:
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "Example" in out and "--segments" in out and "--omp-wait-policy" in out
+
+
+@pytest.mark.parametrize(
+    ("parse", "argv", "message"),
+    [
+        (bench_stream.parse_args, ["--repeat", "0"], "--repeat: must be an integer >= 1, got 0"),
+        (bench_stream.parse_args, ["--n-segments", "0"], "--n-segments: must be an integer >= 2"),
+        (bench_recsys.parse_args, ["--timed-batches", "0"], "--timed-batches: must be an integer"),
+        (bench_load.main, ["--repeat", "0"], "--repeat: must be an integer >= 1, got 0"),
+        (bench_reference.main, ["--size", "0"], "--size must be a finite number > 0, got 0.0"),
+        (bench_denormals.main, ["--env", "Nope-v0"], "unknown --env 'Nope-v0'; choose from"),
+        (bench_denormals.main, ["--algo", "sac"], "--algo 'sac' has no sizer of its own"),
+        (bench_run.parse_args, ["--env-kwargs", '{"colour": 1}'], "unknown Scall-ML1M-MF-v0 "
+         "arguments ['colour']"),
+        (bench_run.parse_args, ["--env-kwargs", '{"lr": -1}'], "--env-kwargs: lr must be > 0"),
+        (bench_parallel.parse_args, ["--workers", "0"], "--workers: must be an integer >= 1"),
+    ],
+)  # fmt: skip
+def test_every_script_refuses_bad_options_before_any_work(
+    parse: Any, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert message in _error(capsys, parse, argv)
+
+
+def test_bench_run_exits_1_when_a_run_failed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = {"runs": {"Scall-ML1M-MF-v0/scall": {"error": "Traceback\nValueError: boom"}}}
+    report |= {"cpus": 2, "cpus_usable": 2, "loadavg_before": [0], "loadavg_after": [0]}
+    monkeypatch.setattr(bench_run, "run_benchmark", lambda args: report)
+    with pytest.raises(SystemExit) as exit_info:
+        bench_run.main([])
+    assert exit_info.value.code == 1 and "FAILED: ValueError: boom" in capsys.readouterr().out
+
+
+def test_bench_sizing_answers_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bench_sizing.main(["--help"])
+    assert exit_info.value.code == 0 and "Time the sizers" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------- child runner
