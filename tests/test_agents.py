@@ -436,8 +436,9 @@ def test_compare_rejects_unknown_config_keys(
 ) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("env: Scall-Synthetic-v0\nagents: [uniform]\nseed: 3\n")
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         compare.main(["--config", str(config)])
+    assert exit_info.value.code == 2
     assert "unknown keys ['seed']" in capsys.readouterr().err
 
 

@@ -102,6 +102,7 @@ def test_bench_run_command_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert run["segments"] == 1 and run["pass_s"] > 0 and run["peak_rss_mb"] > 0
     bench_run.print_table(report)
     assert "Scall-Synthetic-v0/uniform" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         bench_run.parse_args(["--env-kwargs", "[1]"])
+    assert exit_info.value.code == 2 and "expected a JSON object" in capsys.readouterr().err
     assert bench_run.TARGETS[("Scall-ML1M-MF-v0", "scall")] == 120.0

@@ -36,10 +36,15 @@ def _double(unit: int, progress: Any) -> int:
 
 # ------------------------------------------------------------------------------ backends
 def test_backends_give_the_same_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("ray", reason="the ray extra (pip install -e '.[dev]') is not installed")
     config = comparison(tmp_path, TINY, workers=2)
     tables = {}
-    for backend in ("serial", "process", "ray"):
+    try:  # Ray is an extra: without it the other two backends are still compared
+        import ray  # noqa: F401
+
+        backends = ("serial", "process", "ray")
+    except ImportError:
+        backends = ("serial", "process")
+    for backend in backends:
         out = tmp_path / backend
         argv = ["--config", str(config), "--output", str(out), "--backend", backend]
         assert compare.main([*argv, "--no-progress"]) == 0
@@ -57,7 +62,7 @@ def test_backends_give_the_same_tables(tmp_path: Path, capsys: pytest.CaptureFix
         assert (
             segments.loc[(segments["agent"] == "scall") & (segments["segment"] > 0)].trials > 0
         ).all()
-    for backend in ("process", "ray"):
+    for backend in backends[1:]:
         for found, expected in zip(tables[backend], tables["serial"], strict=True):
             pd.testing.assert_frame_equal(found, expected)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from recsys_support import SMALL, hand_segment, model_for, random_sizes, rows_of
 
 from scall_env.recsys import (
     MF,
+    MODELS,
     BPRBatch,
     BPRMargins,
     BPRSampler,
@@ -338,7 +340,6 @@ def test_training_lowers_the_loss(segment: Segment) -> None:
     assert losses[-10:].mean() < 0.9 * losses[:10].mean()
 
 
-@register_model("test-scaled-mf")
 class ScaledMF(MF):
     """A third model in a few lines: MF with doubled final embeddings."""
 
@@ -347,8 +348,16 @@ class ScaledMF(MF):
         return 2 * super().propagate(raw, active_only=active_only)
 
 
-def test_third_model_plugs_in(segment: Segment) -> None:
-    model = model_for("test-scaled-mf", segment)
+@pytest.fixture
+def scaled_mf() -> Iterator[str]:
+    """``ScaledMF`` registered for one test (the registry is process-wide)."""
+    register_model("test-scaled-mf")(ScaledMF)
+    yield "test-scaled-mf"
+    del MODELS["test-scaled-mf"]
+
+
+def test_third_model_plugs_in(segment: Segment, scaled_mf: str) -> None:
+    model = model_for(scaled_mf, segment)
     assert isinstance(model, ScaledMF)
     raw, final = model.training_embeddings()  # row-wise: the active rows only
     torch.testing.assert_close(final, 2 * raw)

@@ -178,8 +178,9 @@ def test_train_resume_continues_with_the_runs_own_settings(
         train.main(["--resume", str(tmp_path / "cut"), "--seed", "5"])
     assert exit_info.value.code == 2
     assert "drop --seed" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         train.main(["--resume", str(tmp_path / "cut")])  # finished: nothing to resume
+    assert exit_info.value.code == 2
     assert "holds no checkpoint.pt" in capsys.readouterr().err
 
 

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -49,22 +50,33 @@ def test_a_held_folder_is_refused_until_released(tmp_path: Path) -> None:
         pass
 
 
-def test_a_lock_released_within_the_wait_is_taken(tmp_path: Path) -> None:
-    held, release = threading.Event(), threading.Event()
+def test_a_lock_released_within_the_wait_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agents.runlock, "WAIT_S", 60.0)  # no timing: the holder lets go on cue
+    held, release, released = threading.Event(), threading.Event(), threading.Event()
+    waits: list[float] = []
 
     def hold() -> None:
         with run_lock(tmp_path):
             held.set()
             release.wait()
-            time.sleep(0.1)
+        released.set()
 
+    def sleep(seconds: float) -> None:  # the taker found the lock busy: the holder ends now
+        waits.append(seconds)
+        release.set()
+        released.wait()
+
+    clock = SimpleNamespace(monotonic=time.monotonic, strftime=time.strftime, sleep=sleep)
+    monkeypatch.setattr(agents.runlock, "time", clock)
     thread = threading.Thread(target=hold)
     thread.start()
     held.wait()
-    release.set()
-    with run_lock(tmp_path):  # busy when asked, free 0.1 s later: no refusal
+    with run_lock(tmp_path):  # busy when asked, free after one wait: no refusal
         pass
     thread.join()
+    assert waits == [0.1]
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:

@@ -109,5 +109,8 @@ def test_unwritable_cache_folder_warns_once_and_works(tmp_path: Path) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         record = search.start(seed=1)
-    assert any("continuing without it" in str(w.message) for w in caught)
+        search.start(seed=2)  # a second entry to write: no second warning, no cache
+    (warning,) = [w for w in caught if "continuing without it" in str(w.message)]
+    assert f"cannot write the model cache in {blocked / 'segment0'}" in str(warning.message)
+    assert search._model_cache.folder is None
     assert np.isfinite(record["fitness"])

@@ -27,6 +27,7 @@ from scall_env.sizing import (
     register_distribution,
     split_budget,
 )
+from scall_env.sizing.distributions import _DISTRIBUTIONS
 
 # ---------------------------------------------------------------- budget
 
@@ -136,7 +137,15 @@ def test_unknown_distribution_lists_known_names():
         DistributionSizer("zipf")
 
 
-def test_register_custom_distribution():
+def test_register_custom_distribution() -> None:
+    try:
+        _register_and_use_a_custom_distribution()
+    finally:  # the registry is process-wide: the test's entry goes when it ends
+        _DISTRIBUTIONS.pop("test-exponential", None)
+    assert "test-exponential" not in available_distributions()
+
+
+def _register_and_use_a_custom_distribution() -> None:
     class Exponential(ShareDistribution):
         name = "test-exponential"
         param_at_0 = 0.2
