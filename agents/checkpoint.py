@@ -5,7 +5,7 @@
 half-written checkpoint is never read), pickled. It holds:
 
 * ``meta``: the format version, the run's settings and their fingerprint (what
-  :func:`agents.harness.run_settings` returns), what :func:`agents.harness.run_agent` was called
+  :func:`agents.settings.run_settings` returns), what :func:`agents.harness.run_agent` was called
   with, the segment, the steps and the seconds the run took so far;
 * the agent: an SB3 model as ``model.save`` writes it (parameters, optimisers, counters, the last
   observation, the action space's generator) plus the filled part of its replay buffer (SB3's

@@ -75,14 +75,19 @@ def check_hyperparams(algo: str, hyperparams: dict[str, Any]) -> None:
         accepted |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
         if all(p.kind is not p.VAR_KEYWORD for p in params):
             break
+    reserved = sorted(set(hyperparams) & set(_SET_BY_HARNESS))
+    if reserved:
+        raise ValueError(
+            f"{', '.join(reserved)} for {algo} is set by the run (its own option, e.g. --seed or "
+            "--device), not a hyper-parameter"
+        )
     accepted -= {"self", *_SET_BY_HARNESS}
     unknown = sorted(set(hyperparams) - accepted)
     if unknown:
         allowed = sorted(name for name in accepted if not name.startswith("_"))
         raise ValueError(
             f"unknown hyper-parameter(s) {', '.join(unknown)} for {algo}; "
-            f"allowed: {', '.join(allowed) or 'none'} ({', '.join(_SET_BY_HARNESS)} are the "
-            "run's own settings)"
+            f"allowed: {', '.join(allowed) or 'none'}"
         )
     if algo in BASELINES:  # cheap to build without an env: their values are checked here
         make_agent(algo, None, hyperparams)

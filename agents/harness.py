@@ -5,7 +5,7 @@
 commit policy (the paper's protocol), trains, and writes into ``run_dir``:
 
 * ``results.json`` (written last, atomically): settings and their fingerprint (see
-  :func:`run_settings`), per-segment committed metrics of the first pass, averages;
+  :func:`agents.settings.run_settings`), per-segment committed metrics of the first pass, averages;
 * ``segments.csv``: the committed segments (every episode);
 * ``trials.csv``: one row per environment step;
 * ``sizes_last_segment.npz``: sizes and frequencies of the last committed segment;
@@ -24,16 +24,13 @@ import json
 import os
 import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
-from importlib.metadata import version
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pandas as pd
-import stable_baselines3
-import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CallbackList, StopTrainingOnMaxEpisodes
 from stable_baselines3.common.monitor import Monitor
@@ -54,16 +51,14 @@ from agents.commit import live_policy
 from agents.factory import (
     SB3_ALGOS,
     Agent,
-    check_hyperparams,
     env_overrides,
     make_agent,
     model_filename,
 )
 from agents.runlock import run_lock
+from agents.settings import RunOptions, jsonable, run_settings
 from scall_env.cache import atomic_path, digest, write_text_atomic
-from scall_env.config import EnvConfig
-from scall_env.recsys import flush_denormals_in_thread_pool, resolve_device
-from scall_env.registration import ENTRY_POINT
+from scall_env.recsys import flush_denormals_in_thread_pool
 from scall_env.wrappers import TRIAL_KEYS, ScallMonitor
 
 METRICS = ("recall@20", "ndcg@20", "recall@10", "ndcg@10", "recall@5", "ndcg@5")
@@ -103,140 +98,6 @@ class RunResult:
 
 RESULTS_FILE = "results.json"
 SIZES_FILE = "sizes_last_segment.npz"
-#: Env keywords that change where intermediate results are kept, never what a run produces.
-NOT_IN_FINGERPRINT = ("cache_dir", "use_cache", "commit_policy")
-#: Env keywords left out of the fingerprint at these values: runs made before the keyword existed
-#: kept denormals, which changes a run only within float rounding (``bench_denormals.py``), and
-#: keep their fingerprints; ``flush_denormals=False`` is a run of its own.
-NOT_IN_FINGERPRINT_AT = {"flush_denormals": True}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, torch.device | os.PathLike):
-        return str(value)
-    return repr(value)
-
-
-def resolved_env_kwargs(
-    env_id: str, env_kwargs: dict[str, Any] | None = None, device: str = "auto"
-) -> dict[str, Any]:
-    """Every keyword the env is built with: registered defaults, ``device``, then ``env_kwargs``.
-
-    For the SCALL ids the keywords go through :class:`~scall_env.config.EnvConfig`, so defaults
-    are filled in and values normalised (``"auto"`` becomes the device it resolves to).
-
-    Raises:
-        ValueError: An unregistered ``env_id`` or a setting the env refuses.
-        TypeError: A keyword the env does not take.
-    """
-    try:
-        spec = gym.spec(env_id)
-    except gym.error.Error as exc:
-        raise ValueError(f"unknown env {env_id!r}: {exc}") from exc
-    merged = {**spec.kwargs, "device": device, **(env_kwargs or {})}
-    if spec.entry_point != ENTRY_POINT:
-        return merged
-    unknown = sorted(set(merged) - set(EnvConfig.keywords()))
-    if unknown:
-        raise TypeError(
-            f"unknown {env_id} arguments {unknown}; allowed: {', '.join(EnvConfig.keywords())}"
-        )
-    config = EnvConfig(**merged)
-    return {name: getattr(config, name) for name in EnvConfig.keywords()}
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What decides a run's outputs besides the agent and the env id: the keyword arguments that
-    :func:`run_agent` and :func:`run_settings` take (``**options``).
-
-    Attributes:
-        env_kwargs: Keyword arguments of ``gym.make`` (``device`` defaults to ``device``).
-        hyperparams: Agent constructor arguments (see :func:`agents.factory.load_hyperparams`).
-        seed: Seed of the environment and the agent.
-        total_timesteps: Steps to take; ``None``: one pass over the stream.
-        device: Torch device of the agent and, unless ``env_kwargs`` says otherwise, the env.
-        commit_only: Let the agents that do not use the search's trials
-            (:attr:`agents.baselines.Baseline.commit_only`) commit every segment without them;
-            other agents search as always.
-    """
-
-    env_kwargs: dict[str, Any] | None = None
-    hyperparams: dict[str, Any] | None = None
-    seed: int = 0
-    total_timesteps: int | None = None
-    device: str = "auto"
-    commit_only: bool = False
-
-    def skips_search(self, algo: str) -> bool:
-        """Whether ``algo`` commits without searching under these options."""
-        return self.commit_only and algo in BASELINES and BASELINES[algo].commit_only
-
-
-def run_settings(algo: str, env_id: str, **options: Any) -> dict[str, Any]:
-    """Everything that determines what a run produces, as JSON values.
-
-    Agent, env id, every env keyword (:func:`resolved_env_kwargs`, less the cache location),
-    hyper-parameters, seed, requested steps (``None``: one pass), the agent's resolved device,
-    ``commit_only`` when the agent skips the search, and the versions of scall, torch and
-    Stable-Baselines3. Its :func:`~scall_env.cache.digest` is the run's fingerprint.
-
-    Args:
-        algo: Agent name.
-        env_id: A registered environment id.
-        **options: The fields of :class:`RunOptions`.
-
-    Raises:
-        ValueError, TypeError: As :func:`resolved_env_kwargs`, an unknown ``algo``, option or
-            hyper-parameter name, a bad baseline hyper-parameter, or an env keyword that the
-            agent sets itself (a search agent's ``commit``, a baseline's ``sizer``) given another
-            value.
-    """
-    opts = RunOptions(**options)
-    check_hyperparams(algo, opts.hyperparams or {})
-    asked = opts.env_kwargs or {}
-    defaults = {f.name: f.default for f in fields(EnvConfig)}
-    clash = {  # the default (as resolved settings hold it) is no request of the user's
-        key: value
-        for key, value in env_overrides(algo, opts.hyperparams or {}).items()
-        if asked.get(key, defaults[key]) not in (value, defaults[key])
-    }
-    if clash:
-        raise ValueError(
-            f"{algo} sets the env keyword(s) {', '.join(clash)} itself "
-            f"({', '.join(f'{k}={_jsonable(v)!r}' for k, v in clash.items())}); "
-            "leave them out of env_kwargs"
-        )
-    env = resolved_env_kwargs(env_id, opts.env_kwargs, opts.device)
-    settings = {
-        "algo": algo,
-        "env_id": env_id,
-        "env_kwargs": {
-            k: v
-            for k, v in env.items()
-            if k not in NOT_IN_FINGERPRINT and (k, v) not in NOT_IN_FINGERPRINT_AT.items()
-        },
-        "hyperparams": opts.hyperparams or {},
-        "seed": opts.seed,
-        "total_timesteps": opts.total_timesteps,
-        "device": resolve_device(opts.device).type,
-        "versions": {
-            "scall": version("scall"),
-            "torch": torch.__version__,
-            "stable_baselines3": stable_baselines3.__version__,
-        },
-    }
-    if opts.skips_search(algo):  # only then: other runs keep the fingerprints they had
-        settings["commit_only"] = True
-    return _jsonable(settings)
 
 
 def one_pass_timesteps(env: gym.Env) -> int:
@@ -335,7 +196,7 @@ def run_agent(
                 "settings": settings,
                 "algo": algo,
                 "env_id": env_id,
-                "options": _jsonable(asdict(opts)),
+                "options": jsonable(asdict(opts)),
                 "tensorboard_dir": None if tensorboard_dir is None else str(tensorboard_dir),
             }
             elapsed = 0.0 if checkpoint is None else checkpoint["meta"]["elapsed_s"]
@@ -457,7 +318,7 @@ def finished_run(
 
     Args:
         run_dir: A run folder written by :func:`run_agent`.
-        settings: What the run must have been made with (:func:`run_settings`).
+        settings: What the run must have been made with (:func:`agents.settings.run_settings`).
 
     Returns:
         ``(result, "")`` for a finished, readable run with the same fingerprint; otherwise
@@ -511,8 +372,8 @@ def write_outputs(
         monitor: The monitor that recorded its commits, trials and sizes.
         env_kwargs: The ``gym.make`` keywords the run was asked for (stored as given).
         hyperparams: The agent's hyper-parameters.
-        settings: The run's resolved settings (see :func:`run_settings`); their digest is the
-            fingerprint.
+        settings: The run's resolved settings (see :func:`agents.settings.run_settings`); their
+            digest is the fingerprint.
     """
     run_dir = result.run_dir
     pd.DataFrame(monitor.commits).to_csv(run_dir / "segments.csv", index=False)
@@ -529,11 +390,11 @@ def write_outputs(
         "algo": result.algo,
         "env_id": result.env_id,
         "seed": result.seed,
-        "env_kwargs": _jsonable(env_kwargs),
-        "hyperparams": _jsonable(hyperparams),
+        "env_kwargs": jsonable(env_kwargs),
+        "hyperparams": jsonable(hyperparams),
         "total_timesteps": result.total_timesteps,
         "wall_time_s": result.wall_time_s,
-        "segments": _jsonable(result.segments),
+        "segments": jsonable(result.segments),
         "averages": result.averages,
     }
     write_text_atomic(run_dir / RESULTS_FILE, json.dumps(summary, indent=2))

@@ -92,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.env = args.env or ["Scall-ML1M-MF-v0"]
-    from agents.harness import resolved_env_kwargs
+    from agents.settings import resolved_env_kwargs
 
     for env_id in args.env:  # what every run would refuse, refused before the first starts
         try:

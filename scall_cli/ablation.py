@@ -28,15 +28,17 @@ from scall_env.cache import write_text_atomic
 
 
 def variant_rows(folder: Path) -> list[dict[str, object]]:
-    """One row per agent of one variant's comparison folder."""
+    """One row per agent (and budget, if the comparison has budgets) of a variant's folder."""
     segments = pd.read_csv(folder / "segments.csv")
     later = segments[segments["segment"] >= 1]
     # a comparison without budgets has the budget column "default" (and no budget<b> folders)
     by_budget = (later["budget"].astype(str) != DEFAULT_BUDGET).any()
     rows = []
+    # budget<b> folders are named as the config wrote b (8, 16.5), the CSV column reads 8.0, 16.5
+    budget_folders = {float(p.name.removeprefix("budget")): p for p in folder.glob("runs/budget*")}
     for key, part in later.groupby(["budget", "agent"] if by_budget else ["agent"], sort=False):
         budget, agent = key if by_budget else (None, key[0])
-        runs = folder / "runs" / (f"budget{budget}" if by_budget else "") / str(agent)
+        runs = (budget_folders[float(budget)] if by_budget else folder / "runs") / str(agent)
         per_seed = part.groupby("seed")[["recall@20", "ndcg@20"]].mean()
         # only the runs the comparison's table holds (a resumed comparison may be under way)
         summaries = [

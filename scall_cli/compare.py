@@ -55,17 +55,11 @@ import yaml
 
 from agents.checkpoint import read_checkpoint
 from agents.factory import ALGOS, load_hyperparams, read_yaml
-from agents.harness import (
-    RunOptions,
-    RunResult,
-    differences,
-    finished_run,
-    run_agent,
-    run_settings,
-)
+from agents.harness import RunResult, differences, finished_run, run_agent
 from agents.parallel import BACKENDS, run_units
 from agents.report import write_report
 from agents.runlock import check_not_in_use
+from agents.settings import RunOptions, run_settings
 from scall_cli._args import (
     USER_ERRORS,
     add_baseline_trials,
@@ -108,8 +102,8 @@ class PlannedRun:
         run_dir: The run's folder.
         algo: Agent name.
         env_id: Environment id.
-        options: The run's :class:`~agents.harness.RunOptions` as keyword arguments.
-        settings: What the run is made with (:func:`agents.harness.run_settings`).
+        options: The run's :class:`~agents.settings.RunOptions` as keyword arguments.
+        settings: What the run is made with (:func:`agents.settings.run_settings`).
         resume: Continue from the run's checkpoint.
         progress_bar: Show the run's progress bar.
     """

@@ -44,11 +44,10 @@ from agents.harness import (
     RESULTS_FILE,
     RunResult,
     one_pass_timesteps,
-    resolved_env_kwargs,
-    run_settings,
     write_outputs,
 )
-from agents.runlock import run_lock
+from agents.runlock import RunInUseError, run_lock
+from agents.settings import resolved_env_kwargs, run_settings
 from scall_cli._args import (
     USER_ERRORS,
     add_device,
@@ -61,6 +60,7 @@ from scall_cli._args import (
     non_negative_int,
     removed_on_error,
 )
+from scall_cli.compare import COMPARISON_FILE
 from scall_env.recsys import flush_denormals_in_thread_pool
 from scall_env.wrappers import ScallMonitor
 
@@ -172,7 +172,10 @@ def evaluate_agent(
     kwargs = {"device": device, **(env_kwargs or {}), **env_overrides(algo, hyperparams)}
     refuse_training_run(run_dir)
     with run_lock(run_dir):  # one process at a time in the folder, as for training
-        refuse_training_run(run_dir)  # (the lock's holder may have made one meanwhile)
+        try:  # again: a run may have appeared before the lock was ours
+            refuse_training_run(run_dir)
+        except FileExistsError as exc:  # a RunInUseError: the caller must not remove the folder
+            raise RunInUseError(str(exc)) from exc
         (run_dir / RESULTS_FILE).unlink(missing_ok=True)
         env = gym.make(env_id, **kwargs)
         steps = one_pass_timesteps(env)
@@ -208,9 +211,11 @@ def evaluate_agent(
 
 def refuse_training_run(run_dir: Path) -> None:
     """Raise ``FileExistsError`` when ``run_dir`` holds a training run (a saved agent, a
-    checkpoint, or a ``results.json`` that no evaluation wrote): evaluating there would replace
-    its files. An earlier evaluation's folder may be written again."""
+    checkpoint, or a ``results.json`` that no evaluation wrote) or a comparison's outputs:
+    evaluating there would replace its files. An earlier evaluation's folder may be written
+    again."""
     markers = [CHECKPOINT_FILE, *sorted({model_filename(algo) for algo in ALGOS})]
+    markers += [COMPARISON_FILE, "summary.csv", "runs"]
     found = [name for name in markers if (run_dir / name).exists()]
     results = run_dir / RESULTS_FILE
     if results.is_file():
@@ -222,8 +227,8 @@ def refuse_training_run(run_dir: Path) -> None:
             found.append(RESULTS_FILE)
     if found:
         raise FileExistsError(
-            f"--save-path {run_dir} holds a training run ({', '.join(found)}); evaluating there "
-            "would replace its files: give another folder"
+            f"--save-path {run_dir} holds a training run or comparison ({', '.join(found)}); "
+            "evaluating there would replace its files: give another folder"
         )
 
 

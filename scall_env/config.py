@@ -53,6 +53,7 @@ class EnvConfig:
 
     Raises:
         ValueError: A setting out of range or of the wrong type, with what is allowed.
+        TypeError: A dataset option the dataset does not take (the message lists those it takes).
     """
 
     dataset: str = "ml-1m"

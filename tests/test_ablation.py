@@ -12,19 +12,26 @@ import pytest
 from scall_cli import ablation
 
 
-def fake_comparison(folder: Path, recalls: dict[int, list[float]], trials: int) -> None:
+def fake_comparison(
+    folder: Path, recalls: dict[int, list[float]], trials: int, budgets: tuple = ("default",)
+) -> None:
+    """A finished comparison's segments.csv and results.json files (laid out as compare.py
+    lays them out: ``runs/budget<b>/...`` when there are budgets)."""
     rows = []
-    for seed, values in recalls.items():
-        run = folder / "runs" / "scall" / f"seed{seed}"
-        run.mkdir(parents=True)
-        summary = {"env_kwargs": {"search": "fixed", "device": "cpu"}, "wall_time_s": 120.0}
-        (run / "results.json").write_text(json.dumps(summary))
-        for segment, recall in enumerate(values):
-            rows.append(
-                {"budget": "default", "agent": "scall", "seed": seed, "segment": segment,
-                 "recall@20": recall, "ndcg@20": 2 * recall,
-                 "trials": 0 if segment == 0 else trials}
-            )  # fmt: skip
+    for budget in budgets:
+        runs = folder / "runs" / ("" if budget == "default" else f"budget{budget}") / "scall"
+        for seed, values in recalls.items():
+            run = runs / f"seed{seed}"
+            run.mkdir(parents=True)
+            wall = 120.0 if budget == "default" else 60.0 * budget  # tells the runs apart
+            summary = {"env_kwargs": {"search": "fixed", "device": "cpu"}, "wall_time_s": wall}
+            (run / "results.json").write_text(json.dumps(summary))
+            for segment, recall in enumerate(values):
+                rows.append(
+                    {"budget": budget, "agent": "scall", "seed": seed, "segment": segment,
+                     "recall@20": recall, "ndcg@20": 2 * recall,
+                     "trials": 0 if segment == 0 else trials}
+                )  # fmt: skip
     pd.DataFrame(rows).to_csv(folder / "segments.csv", index=False)
 
 
@@ -93,3 +100,28 @@ def test_a_root_that_is_no_folder_is_a_one_line_error(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert f"error: {root} {message}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_fractional_budgets_read_their_own_runs(tmp_path: Path) -> None:
+    fake_comparison(tmp_path / "budgets", {0: [9.0, 0.1, 0.3]}, 11, budgets=(8, 16.5))
+    assert ablation.main([str(tmp_path)]) == 0
+    rows = [line.split(" | ") for line in (tmp_path / "table.md").read_text().splitlines()[2:]]
+    # budget, then run_minutes from that budget's own results.json (60 s x budget)
+    assert [(row[1], row[-1].rstrip(" |")) for row in rows] == [("8.0", "8.0"), ("16.5", "16.5")]
+
+
+def test_a_damaged_run_or_a_mix_of_layouts_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_comparison(tmp_path / "a", {0: [9.0, 0.1]}, 11)
+    fake_comparison(tmp_path / "b", {0: [9.0, 0.1]}, 11, budgets=(8,))
+    with pytest.raises(SystemExit) as exit_info:
+        ablation.main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "mix of comparisons with and without budgets" in capsys.readouterr().err
+    shutil.rmtree(tmp_path / "b")
+    (tmp_path / "a" / "runs" / "scall" / "seed0" / "results.json").write_text("{not json")
+    with pytest.raises(SystemExit) as exit_info:
+        ablation.main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert f"error: cannot read a comparison under {tmp_path}: " in capsys.readouterr().err

@@ -22,6 +22,7 @@ import torch
 from _tiny import tiny_env
 
 import agents.harness
+import agents.settings
 import scall_cli.compare
 import scall_cli.train
 from agents.baselines import BASELINES, Baseline, FixedBaseline, RandomBaseline
@@ -310,13 +311,18 @@ def test_train_agent_bad_env_kwargs_fail_before_training(
         ("uniform", {"hyperparams": {"beta": 1}}, "unknown hyper-parameter.* for uniform"),
         ("sac", {"hyperparams": {"gama": 0.9}}, r"unknown hyper-parameter\(s\) gama for sac; "
          "allowed: action_noise, batch_size"),
+        ("uniform", {"hyperparams": {"seed": 1}}, "seed for uniform is set by the run"),
+        ("uniform", {"total_timesteps": 7, "commit_only": True}, "a commit without trials "
+         r"counts as 5 steps .* multiple of 5, got 7 \(or let the baseline run its trials"),
+        ("frequency", {"env_kwargs": {"sizer": FrequencySizer(0.7)}}, r"frequency sets the env "
+         r"keyword\(s\) sizer itself \(sizer='FrequencySizer\(beta=0.5\)'\)"),
     ],
 )  # fmt: skip
 def test_run_settings_refuse_what_the_agent_would_refuse(
     algo: str, options: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        agents.harness.run_settings(algo, "Scall-Synthetic-v0", **options)
+        agents.settings.run_settings(algo, "Scall-Synthetic-v0", **options)
 
 
 def test_a_one_segment_stream_is_refused_for_what_it_is(tmp_path: Path) -> None:
@@ -325,6 +331,28 @@ def test_a_one_segment_stream_is_refused_for_what_it_is(tmp_path: Path) -> None:
         agents.harness.run_agent(
             "uniform", "Scall-Synthetic-v0", run_dir=tmp_path / "run", env_kwargs=env_kwargs
         )
+
+
+def test_run_settings_accept_what_the_agent_would_do_anyway() -> None:
+    settings = agents.settings.run_settings
+    same = [
+        settings("frequency", "Scall-Synthetic-v0", env_kwargs={"sizer": FrequencySizer(0.5)})
+        for _ in range(2)
+    ]  # the same sizer asked for again: accepted, and the same fingerprint every time
+    assert same[0] == same[1] and same[0]["env_kwargs"]["sizer"] == "FrequencySizer(beta=0.5)"
+    assert settings("uniform", "Scall-Synthetic-v0", env_kwargs={"sizer": UniformSizer()})
+    assert settings("uniform", "Scall-Synthetic-v0", total_timesteps=10, commit_only=True)
+
+
+def test_the_bounded_progress_rule_is_in_the_fingerprint_only_where_it_acts() -> None:
+    def entry(**env_kwargs: Any) -> Any:
+        return agents.settings.run_settings(
+            "scall", "Scall-Synthetic-v0", env_kwargs=env_kwargs
+        ).get("bounded_progress")
+
+    assert entry(observation="bounded", search="adaptive") == "max_trials"
+    assert entry(observation="bounded", search="fixed") is None
+    assert entry(observation="paper", search="adaptive") is None
 
 
 def test_bad_sb3_hyperparameter_values_are_value_errors() -> None:

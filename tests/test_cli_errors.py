@@ -94,7 +94,7 @@ TRAIN_CASES = [
     (["--algo", "fixed", "--hyperparams", '{"action": [0, 0, 2]}'], ["fixed action", "[0, 0, 2]"]),
     (["--env-kwargs", json.dumps({**json.loads(TINY), "lr": 1e30})], ["diverged", "lower lr"]),
     (["--env-kwargs", json.dumps({**json.loads(TINY), "n_segments": 1})], ["1 segment(s)"]),
-    (["--total-timesteps", "1"], ["a commit counts as 5 steps", "multiple of 5, got 1"]),
+    (["--total-timesteps", "1"], ["counts as 5 steps", "of 5, got 1", "--baseline-trials"]),
 ]
 
 

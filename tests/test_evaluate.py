@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -210,7 +212,9 @@ def test_a_training_run_is_never_overwritten(
     with pytest.raises(SystemExit) as info:
         evaluate.main(["--model", str(trained_fixed), "--save-path", str(trained_fixed)])
     assert info.value.code == 2
-    message = f"--save-path {trained_fixed} holds a training run (model.json, results.json)"
+    message = (
+        f"--save-path {trained_fixed} holds a training run or comparison (model.json, results.json)"
+    )
     assert message in capsys.readouterr().err
     after = {path.name: path.read_bytes() for path in trained_fixed.iterdir() if path.is_file()}
     assert after == before
@@ -219,3 +223,38 @@ def test_a_training_run_is_never_overwritten(
     run_evaluate("--model", str(trained_fixed), "--save-path", str(out))
     run_evaluate("--model", str(trained_fixed), "--save-path", str(out))
     assert "evaluated_model" in json.loads((out / "results.json").read_text())["settings"]
+
+
+def test_a_training_run_that_appears_before_the_lock_is_kept(
+    trained_fixed: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "new"
+    real_lock = evaluate.run_lock
+
+    @contextlib.contextmanager
+    def lock_after_a_training_run_appeared(folder: Path) -> Iterator[None]:
+        with real_lock(folder):
+            shutil.copy(trained_fixed / "results.json", folder / "results.json")
+            yield
+
+    monkeypatch.setattr(evaluate, "run_lock", lock_after_a_training_run_appeared)
+    with pytest.raises(SystemExit) as info:
+        evaluate.main(["--model", str(trained_fixed), "--save-path", str(out)])
+    assert info.value.code == 2 and "holds a training run" in capsys.readouterr().err
+    assert (out / "results.json").read_bytes() == (trained_fixed / "results.json").read_bytes()
+
+
+def test_a_comparison_folder_is_never_overwritten(
+    trained_fixed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "comparison"
+    (out / "runs").mkdir(parents=True)
+    (out / "summary.csv").write_text("agent\n")
+    with pytest.raises(SystemExit) as info:
+        evaluate.main(["--model", str(trained_fixed), "--save-path", str(out)])
+    assert info.value.code == 2
+    assert "holds a training run or comparison (summary.csv, runs)" in capsys.readouterr().err
+    assert sorted(path.name for path in out.iterdir()) == ["runs", "summary.csv"]

@@ -19,7 +19,8 @@ from test_agents import TINY_ENV
 
 import agents.checkpoint
 from agents.checkpoint import CHECKPOINT_FILE
-from agents.harness import RESULTS_FILE, run_agent, run_settings
+from agents.harness import RESULTS_FILE, run_agent
+from agents.settings import run_settings
 from scall_cli import compare, train
 
 #: Adaptive search (the stopping rule's state crosses the checkpoints), 4 commits per pass.
