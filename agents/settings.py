@@ -36,8 +36,9 @@ NOT_IN_FINGERPRINT_AT = {"flush_denormals": True}
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` as JSON values (numpy scalars as Python ones, devices and paths as text,
-    anything else as its repr)."""
+    """``value`` as JSON values: numpy scalars as Python ones, devices and paths as text, an object
+    (a sizer, say) as ``Class(field=value, ...)`` so that its fingerprint is the same in every
+    process, anything else as its repr."""
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
