@@ -120,11 +120,8 @@ class Baseline:
                 "advance() (a ScallMonitor or the ScallEnv)"
             )
         cost = constant_policy_trials(self.env.unwrapped.config) if commit_only else 1
-        if max_episodes is None and total_timesteps % cost:
-            raise ValueError(
-                f"with commit_only a commit counts as {cost} steps (the trials it replaces), so "
-                f"total_timesteps must be a multiple of {cost}, got {total_timesteps}"
-            )
+        if max_episodes is None:
+            check_commit_steps(total_timesteps, cost)
         if reset_num_timesteps or self._last_obs is None:
             self._last_obs, _ = self.env.reset(seed=self.seed)
             self.num_timesteps = 0
@@ -173,6 +170,17 @@ class Baseline:
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in params.items()}
+
+
+def check_commit_steps(total_timesteps: int, cost: int) -> None:
+    """Raise ``ValueError`` when ``total_timesteps`` is no whole number of commits that count as
+    ``cost`` steps each (a commit without trials counts as the trials it replaces)."""
+    if total_timesteps % cost:
+        raise ValueError(
+            f"a commit without trials counts as {cost} steps (the trials it replaces), so "
+            f"total_timesteps must be a multiple of {cost}, got {total_timesteps} (or let the "
+            "baseline run its trials: commit_only=False, --baseline-trials on the command lines)"
+        )
 
 
 class UniformBaseline(Baseline):

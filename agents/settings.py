@@ -20,7 +20,7 @@ import numpy as np
 import stable_baselines3
 import torch
 
-from agents.baselines import BASELINES
+from agents.baselines import BASELINES, check_commit_steps
 from agents.factory import check_hyperparams, env_overrides
 from scall_env.config import EnvConfig
 from scall_env.recsys import resolve_device
@@ -156,7 +156,8 @@ def run_settings(algo: str, env_id: str, **options: Any) -> dict[str, Any]:
     }
     # each entry below appears only when it applies: other runs keep the fingerprints they had
     if opts.skips_search(algo):
-        _check_commit_steps(opts, env)
+        if opts.total_timesteps is not None:
+            check_commit_steps(opts.total_timesteps, constant_policy_trials(EnvConfig(**env)))
         settings["commit_only"] = True
     if env.get("observation") == "bounded" and env.get("search") == "adaptive":
         # its progress entry counts trials over search_max_steps since 2026-11-30 (over
@@ -173,35 +174,12 @@ def _check_env_overrides(algo: str, opts: RunOptions) -> None:
     clash = {
         key: value
         for key, value in env_overrides(algo, opts.hyperparams or {}).items()
-        if not any(_same(asked.get(key, defaults[key]), ok) for ok in (value, defaults[key]))
+        # compared as the settings record them: two UniformSizer() are the same request
+        if jsonable(asked.get(key, defaults[key])) not in (jsonable(value), jsonable(defaults[key]))
     }
     if clash:
         shown = ", ".join(f"{k}={jsonable(v)!r}" for k, v in clash.items())
         raise ValueError(
             f"{algo} sets the env keyword(s) {', '.join(clash)} itself ({shown}); "
             "leave them out of env_kwargs"
-        )
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal values, or objects of one class with equal attributes (two ``UniformSizer()``)."""
-    if a is b or (type(a) is type(b) and hasattr(a, "__dict__") and vars(a) == vars(b)):
-        return True
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError):
-        return False
-
-
-def _check_commit_steps(opts: RunOptions, env: dict[str, Any]) -> None:
-    """Refuse ``total_timesteps`` that is no whole number of commits for an agent that commits
-    without searching (each commit counts as the trials it replaces)."""
-    if opts.total_timesteps is None:
-        return
-    cost = constant_policy_trials(EnvConfig(**env))
-    if opts.total_timesteps % cost:
-        raise ValueError(
-            f"a commit without trials counts as {cost} steps (the trials it replaces), so "
-            f"total_timesteps must be a multiple of {cost}, got {opts.total_timesteps} (or let "
-            "the baseline run its trials: --baseline-trials)"
         )

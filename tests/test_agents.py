@@ -26,9 +26,12 @@ import agents.settings
 import scall_cli.compare
 import scall_cli.train
 from agents.baselines import BASELINES, Baseline, FixedBaseline, RandomBaseline
+from agents.commit import live_policy
 from agents.factory import ALGOS, env_overrides, load_agent, load_hyperparams, make_agent
 from agents.scall import ClippedAdam, RecencyReplayBuffer, ScallSAC
+from scall_env.search import constant_policy_trials
 from scall_env.sizing import FrequencySizer, UniformSizer
+from scall_env.wrappers import ScallMonitor
 
 ROOT = Path(__file__).resolve().parents[1]
 # A tiny synthetic setting: 4 segments, 2 trials per segment -> 6 steps per pass.
@@ -331,6 +334,19 @@ def test_a_one_segment_stream_is_refused_for_what_it_is(tmp_path: Path) -> None:
         agents.harness.run_agent(
             "uniform", "Scall-Synthetic-v0", run_dir=tmp_path / "run", env_kwargs=env_kwargs
         )
+
+
+def test_a_commit_only_baseline_refuses_steps_that_are_no_whole_number_of_commits(
+    tmp_path: Path,
+) -> None:
+    env = ScallMonitor(gym.make("Scall-Synthetic-v0", **TINY_ENV, cache_dir=tmp_path))
+    agent = make_agent("uniform", env, {}, seed=0)
+    env.unwrapped.set_commit_policy(live_policy(agent))  # as run_agent does
+    cost = constant_policy_trials(env.unwrapped.config)  # search_steps of TINY_ENV: 2
+    with pytest.raises(ValueError, match=rf"counts as {cost} steps .* multiple of {cost}, got 3"):
+        agent.learn(total_timesteps=3, commit_only=True)
+    agent.learn(total_timesteps=2 * cost, commit_only=True)  # whole commits: accepted
+    assert agent.num_timesteps == 2 * cost
 
 
 def test_run_settings_accept_what_the_agent_would_do_anyway() -> None:
